@@ -1,0 +1,59 @@
+# One-command set-up and the two entry points of the project: `make demo`, `make test`.
+# Every target is idempotent: a second run with nothing changed only checks stamps.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+STAMP_VENV := $(VENV)/.installed
+STAMP_WS := ros2_ws/install/.built
+WS_SOURCES := $(shell find ros2_ws/src -type f -not -path '*/__pycache__/*' 2>/dev/null)
+RUN := source scripts/env.sh &&
+MINUTES ?= 3
+
+.PHONY: setup venv build test lint demo bench clean help
+
+help:
+	@echo "make setup  - create/refresh .venv from pinned versions and colcon-build ros2_ws"
+	@echo "make test   - setup, then ruff and the full pytest suite (unit, ROS integration, end-to-end)"
+	@echo "make demo   - setup, then run the simulated A1 learning loop (MINUTES=$(MINUTES))"
+	@echo "make bench  - setup, then run every benchmark in bench/ (not part of CI)"
+	@echo "make clean  - remove .venv and the colcon build"
+
+setup: venv build
+
+venv: $(STAMP_VENV)
+
+$(STAMP_VENV): requirements.txt pyproject.toml scripts/fix_ros_wheel_paths.py
+	@echo "[setup] creating/refreshing $(VENV) from requirements.txt (pinned; torch==2.13.0 CPU wheel)"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@echo "[setup] installing dreamer_core (editable)"
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@echo "[setup] pointing the ROS 2 wheels' CMake exports at $(VENV)"
+	@$(VENV)/bin/python scripts/fix_ros_wheel_paths.py
+	@touch $@
+
+build: $(STAMP_WS)
+
+$(STAMP_WS): $(STAMP_VENV) $(WS_SOURCES)
+	@echo "[setup] colcon build in ros2_ws (dreamer_msgs, dreamer_ros)"
+	@$(RUN) cd ros2_ws && colcon --log-level error build --event-handlers console_cohesion- summary+ \
+		--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=OFF
+	@touch $@
+
+lint: setup
+	@echo "[test] ruff check"
+	@$(RUN) ruff check .
+
+test: lint
+	@echo "[test] pytest"
+	@$(RUN) python -m pytest tests
+
+demo: setup
+	@$(RUN) python -m dreamer_ros_runner.demo --minutes $(MINUTES)
+
+bench: setup
+	@for b in bench/*.py; do echo "[bench] $$b"; $(RUN) python $$b; done
+
+clean:
+	rm -rf $(VENV) ros2_ws/build ros2_ws/install ros2_ws/log
