@@ -26,7 +26,7 @@ venv: $(STAMP_VENV)
 $(STAMP_VENV): requirements.txt pyproject.toml scripts/fix_ros_wheel_paths.py
 	@echo "[setup] creating/refreshing $(VENV) from requirements.txt (pinned; torch==2.13.0 CPU wheel)"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@echo "[setup] installing dreamer_core (editable)"
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@echo "[setup] pointing the ROS 2 wheels' CMake exports at $(VENV)"

@@ -1,0 +1,28 @@
+"""QoS profiles of DESIGN.md §4, one place for every node and test."""
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+# Sensors: only the newest reading matters; best effort is fine.
+SENSOR = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT
+)
+# Commands: newest only, but delivered reliably to the driver.
+COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# Transitions: every tick must reach the replay node; a deep queue rides out hiccups.
+TRANSITION = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE
+)
+# Policy bundles: a control node that (re)starts later still gets the latest one.
+POLICY_BUNDLE = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# E-stop: latched, so a late subscriber sees a standing stop request.
+ESTOP = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)

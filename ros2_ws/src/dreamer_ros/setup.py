@@ -1,0 +1,32 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "dreamer_ros"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
+        ("share/" + package_name + "/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="Dreamer ROS maintainers",
+    maintainer_email="maintainers@dreamer-ros.dev",
+    description="ROS 2 nodes of the Dreamer legged-robot stack.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "sim_robot = dreamer_ros.sim_robot:main",
+            "control_node = dreamer_ros.control_node:main",
+            "replay_node = dreamer_ros.replay_node:main",
+            "learner_node = dreamer_ros.learner_node:main",
+            "dreamer_stack = dreamer_ros.runner:main",
+        ],
+    },
+)
