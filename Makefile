@@ -50,7 +50,7 @@ test: lint
 	@$(RUN) python -m pytest tests
 
 demo: setup
-	@$(RUN) python -m dreamer_ros_runner.demo --minutes $(MINUTES)
+	@$(RUN) python -m dreamer_ros.runner sim --minutes $(MINUTES)
 
 bench: setup
 	@for b in bench/*.py; do echo "[bench] $$b"; $(RUN) python $$b; done

@@ -13,6 +13,7 @@ setup(
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml")),
+        ("share/" + package_name + "/robot_configs", glob("robot_configs/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

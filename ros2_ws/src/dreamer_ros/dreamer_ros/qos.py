@@ -8,9 +8,14 @@ SENSOR = QoSProfile(
 )
 # Commands: newest only, but delivered reliably to the driver.
 COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
-# Transitions: every tick must reach the replay node; a deep queue rides out hiccups.
+# Transitions: every tick must reach the replay node; a deep queue rides out hiccups, and
+# transient-local lets a restarted replay node collect what it missed (the store drops
+# duplicates by seq). 6000 ticks = 2 minutes at 50 Hz.
 TRANSITION = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE
+    history=HistoryPolicy.KEEP_LAST,
+    depth=6000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 # Policy bundles: a control node that (re)starts later still gets the latest one.
 POLICY_BUNDLE = QoSProfile(

@@ -1,0 +1,1 @@
+"""Losses, λ-returns and the DreamerV3 agent (training step and policy step)."""

@@ -1,0 +1,350 @@
+"""The DreamerV3 agent: one training step (world model + behaviour) and one policy tick.
+
+Batches come in as numpy ``[B, T, ...]`` arrays (see :meth:`Agent.train_step`); internally
+everything is time-major ``[T, B, ...]`` so that recurrences index the first axis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dreamer_core.algorithms import losses
+from dreamer_core.algorithms.returns import ReturnNormaliser, lambda_return
+from dreamer_core.config import AgentConfig
+from dreamer_core.distributions import gumbel_noise
+from dreamer_core.models import Actor, Critic, WorldModel
+from dreamer_core.models.actor_critic import slow_update
+from dreamer_core.transforms import symlog
+
+CHECKPOINT_FORMAT = 1
+BATCH_KEYS = ("obs", "action", "reward", "is_first", "is_last", "is_terminal")
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """Build graphs in which these modules' parameters are constants (gradients still flow
+    through their activations), then restore their ``requires_grad`` flags."""
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+
+
+def straight_through_clip(x: torch.Tensor, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
+    """Clip values into the action box while letting gradients pass unchanged."""
+    return x.clamp(low, high) + (x - x.detach())
+
+
+class PolicyTick(nn.Module):
+    """Exactly one control tick, sharing the agent's parameters (the ONNX-exported graph).
+
+    ``forward(obs[B,O], h[B,D], z[B,S·C], prev_action[B,A], is_first[B], gumbel[B,S·C], eps[B,A])``
+    returns ``(action, action_mean, h_next, z_next)``. Where ``is_first`` the carried state is
+    replaced by the episode-start state (only h matters: z and the previous action are consumed
+    by the GRU step that already produced the carried h), exactly as :meth:`RSSM.observe` does.
+    """
+
+    def __init__(self, world_model: WorldModel, actor: Actor):
+        super().__init__()
+        self.encoder = world_model.encoder
+        self.rssm = world_model.rssm
+        self.actor = actor
+
+    def forward(self, obs, h, z, prev_action, is_first, gumbel, eps):
+        rssm = self.rssm
+        h = rssm.reset(h, is_first)
+        post = rssm.posterior_probs(h, self.encoder(symlog(obs)))
+        logits = torch.log(post) + gumbel.reshape(post.shape)
+        z_next = nn.functional.one_hot(torch.argmax(logits, -1), rssm.classes).to(h.dtype).flatten(-2)
+        mean, std = self.actor(torch.cat([h, z_next], -1))
+        action = torch.clamp(mean + std * eps, -1.0, 1.0)
+        h_next = rssm.step(h, z_next, action)
+        return action, mean, h_next, z_next
+
+
+class Agent(nn.Module):
+    """DreamerV3 learner and policy for vector observations and continuous actions in [−1, 1]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, device: str | torch.device = "cpu",
+                 seed: int = 0):
+        super().__init__()
+        self.config, self.obs_dim, self.act_dim, self.seed = config, int(obs_dim), int(act_dim), int(seed)
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' was requested but torch sees no CUDA device; use device='cpu'")
+        c = config
+        # Parameter init draws from a private, seeded RNG so the global torch RNG is left alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.wm = WorldModel(obs_dim, act_dim, c)
+            feat = self.wm.feat_dim
+            self.actor = Actor(feat, act_dim, c.units, c.layers, c.actor_min_std, c.actor_max_std)
+            self.critic = Critic(feat, c.units, c.layers, self.wm.bins)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.return_norm = ReturnNormaliser(c.return_norm_rate, c.return_norm_low, c.return_norm_high)
+        self.to(self.device)
+        self.model_opt = torch.optim.Adam(self.wm.parameters(), lr=c.model_lr, eps=c.model_eps)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, eps=c.actor_eps)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, eps=c.critic_eps)
+        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self.act_generator = torch.Generator(self.device).manual_seed(self.seed + 1)
+        self.np_rng = np.random.default_rng(self.seed)
+        self.updates = 0
+        self.policy_steps = 0
+        # Not a registered submodule: it only re-references parameters already in the agent.
+        self.__dict__["_tick"] = PolicyTick(self.wm, self.actor)
+        self._amp = c.precision == "bf16" and self.device.type == "cuda"
+        if c.compile:
+            # The GRU transition runs T + H times per update; compiling it fuses its small ops.
+            self.wm.rssm.step = torch.compile(self.wm.rssm.step, dynamic=False)
+
+    # --- data --------------------------------------------------------------------------------
+    def to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Validate a numpy batch and convert it to time-major tensors; raises ValueError naming the key."""
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise ValueError(f"training batch is missing keys {missing}; it needs {list(BATCH_KEYS)}")
+        obs = np.asarray(batch["obs"])
+        if obs.ndim != 3 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"batch['obs'] has shape {obs.shape}; expected [B, T, {self.obs_dim}]")
+        b, t = obs.shape[:2]
+        expected = {"obs": (b, t, self.obs_dim), "action": (b, t, self.act_dim), "reward": (b, t),
+                    "is_first": (b, t), "is_last": (b, t), "is_terminal": (b, t)}
+        out = {}
+        for key, shape in expected.items():
+            value = np.asarray(batch[key])
+            if value.shape != shape:
+                raise ValueError(f"batch[{key!r}] has shape {value.shape}; expected {list(shape)} "
+                                 f"(B={b}, T={t} from batch['obs'])")
+            if key in ("obs", "action", "reward"):
+                if not np.issubdtype(value.dtype, np.number):
+                    raise ValueError(f"batch[{key!r}] has dtype {value.dtype}; expected float32")
+                bad = ~np.isfinite(value)
+                if bad.any():
+                    where = tuple(int(i) for i in np.argwhere(bad)[0])
+                    raise ValueError(f"batch[{key!r}] contains {int(bad.sum())} non-finite values "
+                                     f"(NaN/inf; first at index {where}); the batch was refused and the "
+                                     "model is unchanged. Check the replay data.")
+                value = value.astype(np.float32, copy=False)
+            else:
+                value = value.astype(np.float32)
+            out[key] = torch.from_numpy(np.ascontiguousarray(np.swapaxes(value, 0, 1))).to(self.device)
+        return out
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self._amp)
+
+    # --- losses ------------------------------------------------------------------------------
+    def world_model_loss(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict, dict]:
+        """World-model loss on time-major tensors; returns (loss, metrics, posterior rollout)."""
+        c = self.config
+        shape = (*data["obs"].shape[:2], c.stoch, c.classes)
+        with self._autocast():
+            return self.wm.loss(data, gumbel_noise(shape, self.generator, self.device))
+
+    def _imagine(self, h: torch.Tensor, z: torch.Tensor, horizon: int, generator: torch.Generator) -> dict:
+        def policy(h_t, z_t):
+            mean, std = self.actor(self.wm.features(h_t, z_t))
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+            return straight_through_clip(mean + std * eps), {"std": std}
+
+        traj = self.wm.rssm.imagine(h, z, policy, horizon, generator)
+        traj["feat"] = self.wm.features(traj["h"], traj["z"])
+        return traj
+
+    def _score(self, traj: dict, start_cont: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Imagined rewards, continues, values, λ-returns and weights of a trajectory."""
+        c = self.config
+        feat = traj["feat"]
+        reward = self.wm.predict_reward(feat)
+        # Continue flags use the mode (hard 0/1); the start state's flag is the real one.
+        cont = torch.cat([start_cont[None], (self.wm.predict_continue(feat[1:]) > 0.5).float()])
+        value = self.critic.value(feat)
+        ret = lambda_return(reward, value, cont, c.gamma, c.lam)
+        weight = (torch.cumprod(c.gamma * cont, 0) / c.gamma).detach()
+        return {"reward": reward, "cont": cont, "value": value, "return": ret, "weight": weight}
+
+    def behaviour_losses(self, start: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Actor and critic losses from imagined rollouts starting at ``start`` (``h``, ``z``, ``cont``,
+        flat [N, ...]). The world model is frozen for both; the critic is frozen in the actor loss
+        and the critic sees detached features, so each loss reaches only its own parameters."""
+        c = self.config
+        with self._autocast(), frozen(self.wm, self.critic):
+            traj = self._imagine(start["h"].detach(), start["z"].detach(), c.horizon, self.generator)
+            scored = self._score(traj, start["cont"])
+        ret, value, weight = scored["return"], scored["value"], scored["weight"][:-1]
+        self.return_norm.update(ret)
+        actor = (weight * losses.actor_loss(ret, value[:-1], traj["std"], self.return_norm.scale,
+                                            c.actor_entropy)).mean()
+        feat = traj["feat"][:-1].detach()
+        with self._autocast():
+            logits = self.critic(feat)
+            with torch.no_grad():
+                slow_value = self.slow_critic.value(feat)
+        critic = (weight * losses.critic_loss(logits, ret, slow_value, self.critic.bins, c.slow_critic_reg)).mean()
+        metrics = {"loss/actor": actor.detach(), "loss/critic": critic.detach(),
+                   "imag/return": ret.mean().detach(), "imag/value": value.mean().detach(),
+                   "imag/reward": scored["reward"][1:].mean().detach(), "imag/action_std": traj["std"].mean().detach(),
+                   "return_norm/scale": self.return_norm.scale.detach(), "return_norm/lo": self.return_norm.lo.detach()}
+        return actor, critic, metrics
+
+    # --- training ----------------------------------------------------------------------------
+    @staticmethod
+    def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module, clip: float) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(module.parameters(), clip)
+        opt.step()
+        return norm.detach()
+
+    def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One world-model update on the real batch and one actor-critic update in imagination
+        from every posterior state of it. Returns scalar metrics.
+
+        Raises ValueError (naming the key) on missing keys, wrong shapes or NaN/inf, before any
+        parameter, optimiser, normaliser or RNG state changes.
+        """
+        data = self.to_tensors(batch)
+        c = self.config
+        self.train()
+        wm_loss, metrics, post = self.world_model_loss(data)
+        metrics["grad_norm/world_model"] = self._optimise(self.model_opt, wm_loss, self.wm, c.model_grad_clip)
+        start = {"h": post["h"].flatten(0, 1), "z": post["z"].flatten(0, 1),
+                 "cont": 1.0 - data["is_terminal"].flatten(0, 1)}
+        actor_loss, critic_loss, behaviour_metrics = self.behaviour_losses(start)
+        metrics.update(behaviour_metrics)
+        metrics["grad_norm/actor"] = self._optimise(self.actor_opt, actor_loss, self.actor, c.actor_grad_clip)
+        metrics["grad_norm/critic"] = self._optimise(self.critic_opt, critic_loss, self.critic, c.critic_grad_clip)
+        slow_update(self.slow_critic, self.critic, c.slow_critic_fraction)
+        self.updates += 1
+        return {k: float(v) for k, v in metrics.items()}
+
+    # --- acting ------------------------------------------------------------------------------
+    def initial_state(self, batch_size: int = 1) -> dict[str, torch.Tensor]:
+        """Episode-start carried state ``{"h": [B,D], "z": [B,S·C], "prev_action": [B,A]}``."""
+        rssm = self.wm.rssm
+        with torch.no_grad():
+            h = rssm.initial_h(batch_size).clone()
+        return {"h": h, "z": h.new_zeros(batch_size, rssm.z_dim), "prev_action": h.new_zeros(batch_size, self.act_dim)}
+
+    def policy_step_module(self) -> nn.Module:
+        """The one-tick module (shares this agent's parameters) for ONNX export and acting."""
+        return self._tick
+
+    @torch.no_grad()
+    def policy_step(self, obs: np.ndarray, state: dict | None, is_first: np.ndarray | bool,
+                    explore: bool = True) -> tuple[np.ndarray, dict]:
+        """Act on one observation ``[O]`` (or a batch ``[B, O]``); returns the action and the next state.
+
+        ``state=None`` starts an episode. ``explore=False`` acts with the mean action.
+        """
+        obs_arr = np.asarray(obs, dtype=np.float32)
+        single = obs_arr.ndim == 1
+        obs_t = torch.from_numpy(np.atleast_2d(obs_arr)).to(self.device)
+        if obs_t.shape[-1] != self.obs_dim or obs_t.ndim != 2:
+            raise ValueError(f"obs has shape {obs_arr.shape}; expected [{self.obs_dim}] or [B, {self.obs_dim}]")
+        if not torch.isfinite(obs_t).all():
+            raise ValueError("obs contains NaN/inf; refusing to act on it")
+        batch = obs_t.shape[0]
+        first = torch.as_tensor(np.broadcast_to(np.asarray(is_first, dtype=np.float32), (batch,)).copy(),
+                                device=self.device)
+        if state is None:
+            state = self.initial_state(batch)
+            first = torch.ones_like(first)
+        gumbel = gumbel_noise((batch, self.wm.rssm.z_dim), self.act_generator, self.device)
+        eps = torch.randn((batch, self.act_dim), generator=self.act_generator, device=self.device)
+        if not explore:
+            eps = torch.zeros_like(eps)
+        self.eval()
+        action, _, h_next, z_next = self._tick(obs_t, state["h"], state["z"], state["prev_action"], first,
+                                               gumbel, eps)
+        self.policy_steps += batch
+        out = action.cpu().numpy()
+        return (out[0] if single else out), {"h": h_next, "z": z_next, "prev_action": action}
+
+    # --- analysis ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def imagine_returns(self, batch: dict[str, np.ndarray], horizon: int) -> dict[str, float]:
+        """Imagine ``horizon`` steps under the actor from every posterior state of a real batch.
+
+        Returns mean λ-return, value, normalised advantage ``(R−v)/S`` and imagined reward at
+        the start states. Uses a generator seeded from the agent's seed, so training RNG is untouched.
+        """
+        data = self.to_tensors(batch)
+        gen = torch.Generator(self.device).manual_seed(self.seed + 2)
+        c = self.config
+        shape = (*data["obs"].shape[:2], c.stoch, c.classes)
+        post = self.wm.rssm.observe(self.wm.encode(data["obs"]), data["action"], data["is_first"],
+                                    gumbel_noise(shape, gen, self.device))
+        traj = self._imagine(post["h"].flatten(0, 1), post["z"].flatten(0, 1), horizon, gen)
+        scored = self._score(traj, 1.0 - data["is_terminal"].flatten(0, 1))
+        ret, value = scored["return"][0], scored["value"][0]
+        return {"return": float(ret.mean()), "value": float(value.mean()),
+                "advantage": float(((ret - value) / self.return_norm.scale).mean()),
+                "reward": float(scored["reward"][1:].mean())}
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Write everything needed to resume bit-exactly (atomic: temp file + rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "obs_dim": self.obs_dim, "act_dim": self.act_dim, "seed": self.seed,
+            "config": self.config.model_dump(),
+            "modules": self.state_dict(),
+            "optimisers": {"model": self.model_opt.state_dict(), "actor": self.actor_opt.state_dict(),
+                           "critic": self.critic_opt.state_dict()},
+            "rng": {"train": self.generator.get_state(), "act": self.act_generator.get_state(),
+                    "numpy": self.np_rng.bit_generator.state},
+            "counters": {"updates": self.updates, "policy_steps": self.policy_steps},
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Agent:
+        """Rebuild an agent from :meth:`save_checkpoint` output, ready to continue training exactly."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"checkpoint {path} does not exist")
+        try:
+            payload = torch.load(path, map_location=device, weights_only=True)
+        except Exception as exc:
+            raise ValueError(f"checkpoint {path} could not be read ({exc}); is it an Agent checkpoint?") from exc
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint {path} has format {payload.get('format')!r}; "
+                             f"this version reads format {CHECKPOINT_FORMAT}")
+        agent = cls(payload["obs_dim"], payload["act_dim"], AgentConfig(**payload["config"]), device,
+                    payload["seed"])
+        agent.load_state_dict(payload["modules"])
+        agent.model_opt.load_state_dict(payload["optimisers"]["model"])
+        agent.actor_opt.load_state_dict(payload["optimisers"]["actor"])
+        agent.critic_opt.load_state_dict(payload["optimisers"]["critic"])
+        agent.generator.set_state(payload["rng"]["train"].cpu())
+        agent.act_generator.set_state(payload["rng"]["act"].cpu())
+        agent.np_rng.bit_generator.state = payload["rng"]["numpy"]
+        agent.updates = payload["counters"]["updates"]
+        agent.policy_steps = payload["counters"]["policy_steps"]
+        return agent

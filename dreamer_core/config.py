@@ -1,0 +1,133 @@
+"""Learner hyper-parameters as data: pydantic-validated YAML presets.
+
+Defaults are the published DreamerV3 values (DESIGN.md §5); a preset YAML under
+``dreamer_core/presets/`` lists only what it changes. Errors name the key path and the file.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+Fraction = Field(ge=0.0, le=1.0)
+
+
+class AgentConfig(BaseModel):
+    """All learner hyper-parameters. Unknown keys are rejected so that typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "custom"
+    # World-model sizes.
+    deter: PositiveInt = 512
+    units: PositiveInt = 512
+    layers: PositiveInt = 2
+    stoch: PositiveInt = 32
+    classes: PositiveInt = 32
+    unimix: float = Field(0.01, ge=0.0, lt=1.0)
+    bins: PositiveInt = 255
+    bin_range: PositiveFloat = 20.0
+    # World-model loss.
+    free_nats: float = Field(1.0, ge=0.0)
+    kl_dyn_scale: float = Field(0.5, ge=0.0)
+    kl_rep_scale: float = Field(0.1, ge=0.0)
+    # Behaviour.
+    horizon: PositiveInt = 15
+    gamma: float = Field(1.0 - 1.0 / 333.0, gt=0.0, le=1.0)
+    lam: float = Field(0.95, ge=0.0, le=1.0)
+    actor_entropy: float = Field(3e-4, ge=0.0)
+    actor_min_std: PositiveFloat = 0.1
+    actor_max_std: PositiveFloat = 1.0
+    slow_critic_fraction: float = Field(0.02, gt=0.0, le=1.0)
+    slow_critic_reg: float = Field(1.0, ge=0.0)
+    return_norm_rate: float = Field(0.01, gt=0.0, le=1.0)
+    return_norm_low: float = Field(5.0, ge=0.0, le=100.0)
+    return_norm_high: float = Field(95.0, ge=0.0, le=100.0)
+    # Optimisers (Adam).
+    model_lr: PositiveFloat = 1e-4
+    model_eps: PositiveFloat = 1e-8
+    model_grad_clip: PositiveFloat = 1000.0
+    actor_lr: PositiveFloat = 3e-5
+    actor_eps: PositiveFloat = 1e-5
+    actor_grad_clip: PositiveFloat = 100.0
+    critic_lr: PositiveFloat = 3e-5
+    critic_eps: PositiveFloat = 1e-5
+    critic_grad_clip: PositiveFloat = 100.0
+    # Data.
+    batch_size: PositiveInt = 16
+    seq_len: PositiveInt = 64
+    train_ratio: PositiveFloat = 512.0
+    action_repeat: PositiveInt = 2
+    # Execution.
+    precision: Literal["float32", "bf16"] = "bf16"
+    compile: bool = False
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> AgentConfig:
+        if self.actor_min_std >= self.actor_max_std:
+            raise ValueError("actor_min_std must be below actor_max_std")
+        if self.return_norm_low >= self.return_norm_high:
+            raise ValueError("return_norm_low must be below return_norm_high")
+        if self.bins < 2:
+            raise ValueError("bins must be at least 2")
+        return self
+
+    @property
+    def updates_per_policy_step(self) -> float:
+        """Gradient updates per policy (agent) step: ``train_ratio / (batch_size · seq_len)``."""
+        return self.train_ratio / (self.batch_size * self.seq_len)
+
+
+def preset_names() -> list[str]:
+    """Names of the packaged presets (``xs``, ``s``, ...)."""
+    folder = resources.files("dreamer_core") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    merged.update(extra)
+    return merged
+
+
+def load_agent_config(preset: str | Path = "xs", overrides: dict | None = None) -> AgentConfig:
+    """Load a packaged preset by name (``"xs"``, ``"s"``, ``"m"``, ``"l"``) or a YAML file by path,
+    apply ``overrides`` (a flat dict of config keys) and validate.
+
+    Raises ValueError naming the file and the offending key path.
+    """
+    text_source = str(preset)
+    if isinstance(preset, Path) or text_source.endswith((".yaml", ".yml")) or "/" in text_source:
+        path = Path(preset)
+        if not path.is_file():
+            raise ValueError(f"agent config file {path} does not exist")
+        source, text = str(path), path.read_text()
+    else:
+        names = preset_names()
+        if text_source not in names:
+            raise ValueError(f"unknown agent preset {text_source!r}; packaged presets are {names}, "
+                             "or pass the path of a YAML file")
+        source = f"preset {text_source!r} (dreamer_core/presets/{text_source}.yaml)"
+        text = (resources.files("dreamer_core") / "presets" / f"{text_source}.yaml").read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a mapping of config keys, got {type(data).__name__}")
+    data.setdefault("name", Path(text_source).stem)
+    if overrides:
+        data = _merge(data, overrides)
+        source += " with overrides " + ", ".join(sorted(overrides))
+    try:
+        return AgentConfig(**data)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValueError(f"{source}: invalid agent config: {problems}") from exc

@@ -1,0 +1,161 @@
+"""The manifest of a policy bundle and the policy-step contract it describes.
+
+The manifest is signed (bundle.py), and it carries the ONNX's sha256, so one
+signature authenticates both. Torch-free: the robot parses manifests too.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+
+from dreamer_core.deploy.errors import BundleRejected
+from dreamer_core.spec import PolicySpec
+
+FORMAT_VERSION = 1
+
+# One control tick (DESIGN.md §6); the graph's inputs and outputs, in this order.
+INPUT_NAMES = ("obs", "h", "z", "prev_action", "is_first", "gumbel", "eps")
+OUTPUT_NAMES = ("action", "action_mean", "h_next", "z_next")
+
+
+class PolicyDims(pydantic.BaseModel):
+    """Widths of the policy step's tensors: obs O, action A, deterministic h D, flat stochastic z S*C."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    obs: pydantic.PositiveInt
+    act: pydantic.PositiveInt
+    deter: pydantic.PositiveInt
+    stoch: pydantic.PositiveInt
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Expected shape of each graph input, in contract order (batch 1; ``is_first`` has one element)."""
+        shapes = [
+            (1, self.obs),
+            (1, self.deter),
+            (1, self.stoch),
+            (1, self.act),
+            (1,),
+            (1, self.stoch),
+            (1, self.act),
+        ]
+        return dict(zip(INPUT_NAMES, shapes, strict=True))
+
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Expected shape of each graph output, in contract order."""
+        shapes = [(1, self.act), (1, self.act), (1, self.deter), (1, self.stoch)]
+        return dict(zip(OUTPUT_NAMES, shapes, strict=True))
+
+
+class Manifest(pydantic.BaseModel):
+    """What a bundle claims about its ONNX; every field is covered by the signature."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    format_version: int
+    policy_version: pydantic.NonNegativeInt
+    robot_id: str
+    spec: dict[str, Any]
+    spec_hash: str = pydantic.Field(pattern=r"^[0-9a-f]{64}$")
+    training_step: pydantic.NonNegativeInt
+    model_preset: str
+    sha256: str = pydantic.Field(pattern=r"^[0-9a-f]{64}$")
+    onnx_size: pydantic.PositiveInt
+    created: str
+    opset: pydantic.PositiveInt
+    dims: PolicyDims
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    extra: dict[str, Any] = {}
+
+    def policy_spec(self) -> PolicySpec:
+        """The spec the policy was trained for (validated against ``spec_hash`` by :func:`parse_manifest`)."""
+        return PolicySpec.from_dict(self.spec)
+
+    def to_json(self) -> str:
+        """Deterministic JSON text (sorted keys), the exact bytes that get signed."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2)
+
+
+def make_manifest(
+    *,
+    spec: PolicySpec,
+    policy_version: int,
+    training_step: int,
+    model_preset: str,
+    sha256: str,
+    onnx_size: int,
+    opset: int,
+    deter: int,
+    stoch: int,
+    extra: dict | None = None,
+) -> Manifest:
+    """A manifest for an ONNX policy step trained for ``spec``."""
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        policy_version=policy_version,
+        robot_id=spec.robot_id,
+        spec=spec.to_dict(),
+        spec_hash=spec.hash(),
+        training_step=training_step,
+        model_preset=model_preset,
+        sha256=sha256,
+        onnx_size=onnx_size,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        opset=opset,
+        dims=PolicyDims(obs=spec.obs_dim, act=spec.act_dim, deter=deter, stoch=stoch),
+        inputs=INPUT_NAMES,
+        outputs=OUTPUT_NAMES,
+        extra=extra or {},
+    )
+
+
+def parse_manifest(text: str) -> Manifest:
+    """Parse and check a manifest; raises :class:`BundleRejected` naming the offending key."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleRejected(
+            "malformed_manifest", f"manifest is not JSON ({exc}); rebuild the bundle"
+        ) from exc
+    if not isinstance(data, dict):
+        raise BundleRejected("malformed_manifest", "manifest JSON is not an object; rebuild the bundle")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise BundleRejected(
+            "format_unsupported",
+            f"manifest format_version {data.get('format_version')!r}, this runtime reads {FORMAT_VERSION}; "
+            "build the bundle with a dreamer_core matching the robot's",
+        )
+    try:
+        manifest = Manifest.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise BundleRejected("malformed_manifest", f"manifest keys: {problems}") from exc
+    try:
+        spec = manifest.policy_spec()
+    except ValueError as exc:
+        raise BundleRejected("malformed_manifest", f"manifest spec: {exc}") from exc
+    if spec.hash() != manifest.spec_hash or spec.robot_id != manifest.robot_id:
+        raise BundleRejected(
+            "malformed_manifest", "manifest spec disagrees with its spec_hash/robot_id; rebuild the bundle"
+        )
+    if (spec.obs_dim, spec.act_dim) != (manifest.dims.obs, manifest.dims.act):
+        raise BundleRejected(
+            "malformed_manifest",
+            f"manifest dims obs={manifest.dims.obs}, act={manifest.dims.act} disagree with its spec "
+            f"(obs={spec.obs_dim}, act={spec.act_dim}); rebuild the bundle",
+        )
+    if (manifest.inputs, manifest.outputs) != (INPUT_NAMES, OUTPUT_NAMES):
+        raise BundleRejected(
+            "malformed_manifest",
+            f"manifest inputs/outputs {manifest.inputs}/{manifest.outputs} are not the "
+            f"format-{FORMAT_VERSION} policy-step contract {INPUT_NAMES}/{OUTPUT_NAMES}; "
+            "export with dreamer_core.deploy.export",
+        )
+    return manifest

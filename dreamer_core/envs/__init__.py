@@ -1,0 +1,1 @@
+"""Environments (pure numpy tasks here; the simulated A1 lives beside them)."""

@@ -1,0 +1,69 @@
+"""The world model: encoder, RSSM, decoder, reward and continue heads, and its loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dreamer_core.algorithms import losses
+from dreamer_core.config import AgentConfig
+from dreamer_core.distributions import twohot_bins, twohot_decode
+from dreamer_core.models.rssm import RSSM
+from dreamer_core.networks import MLP
+from dreamer_core.transforms import symlog
+
+
+class WorldModel(nn.Module):
+    """Learns dynamics, rewards and episode ends from real sequences (posterior states only)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig):
+        super().__init__()
+        c = config
+        self.config = c
+        self.encoder = MLP(obs_dim, c.units, c.layers)
+        self.rssm = RSSM(act_dim, c.units, c.deter, c.units, c.stoch, c.classes, c.unimix)
+        self.feat_dim = c.deter + c.stoch * c.classes
+        self.decoder = MLP(self.feat_dim, c.units, c.layers, obs_dim)
+        self.reward = MLP(self.feat_dim, c.units, c.layers, c.bins, zero_init_output=True)
+        self.cont = MLP(self.feat_dim, c.units, c.layers, 1)
+        self.register_buffer("bins", twohot_bins(c.bins, -c.bin_range, c.bin_range), persistent=False)
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """Embedding of symlog(obs)."""
+        return self.encoder(symlog(obs))
+
+    @staticmethod
+    def features(h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Model state features concat(h, flat z) consumed by all heads."""
+        return torch.cat([h, z], -1)
+
+    def predict_reward(self, feat: torch.Tensor) -> torch.Tensor:
+        """Expected reward on arriving in the state with these features."""
+        return twohot_decode(self.reward(feat), self.bins)
+
+    def predict_continue(self, feat: torch.Tensor) -> torch.Tensor:
+        """Probability that the episode continues from this state."""
+        return torch.sigmoid(self.cont(feat).squeeze(-1).float())
+
+    def loss(self, data: dict[str, torch.Tensor], gumbel: torch.Tensor) -> tuple[torch.Tensor, dict, dict]:
+        """World-model loss on a time-major batch ([T, B, ...] tensors).
+
+        Returns (scalar loss, metrics of detached scalars, posterior rollout dict).
+        """
+        c = self.config
+        embed = self.encode(data["obs"])
+        post = self.rssm.observe(embed, data["action"], data["is_first"], gumbel)
+        feat = self.features(post["h"], post["z"])
+        dyn, rep = losses.kl_losses(post["post"], post["prior"], c.free_nats)
+        terms = {
+            "decoder": losses.decoder_loss(self.decoder(feat), data["obs"]),
+            "reward": losses.reward_loss(self.reward(feat), data["reward"], self.bins),
+            "continue": losses.continue_loss(self.cont(feat), data["is_terminal"]),
+            "kl_dyn": dyn,
+            "kl_rep": rep,
+        }
+        total = (terms["decoder"] + terms["reward"] + terms["continue"]
+                 + c.kl_dyn_scale * dyn + c.kl_rep_scale * rep).mean()
+        metrics = {f"loss/{k}": v.mean().detach() for k, v in terms.items()}
+        metrics["loss/world_model"] = total.detach()
+        return total, metrics, post

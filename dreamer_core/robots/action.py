@@ -1,0 +1,50 @@
+"""Map normalised policy actions to joint position targets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dreamer_core.robots.config import RobotConfig
+
+
+class ActionMapper:
+    """``target = default + scale * clip(action)``, low-pass filtered, kept inside the joint limits.
+
+    The filter is ``y <- alpha * target + (1 - alpha) * y`` (``action.lowpass_alpha``;
+    1 disables it). Targets stay ``safety.joint_limit_margin_rad`` inside the limits.
+    """
+
+    def __init__(self, config: RobotConfig):
+        self.config = config
+        self.default = np.array([j.default for j in config.joints])
+        margin = config.safety.joint_limit_margin_rad
+        lower = np.array([j.lower for j in config.joints]) + margin
+        upper = np.array([j.upper for j in config.joints]) - margin
+        # A margin wider than the range would invert the bounds: pin to the mid-range then.
+        mid = (lower + upper) / 2
+        self.lower = np.minimum(lower, mid)
+        self.upper = np.maximum(upper, mid)
+        self.scale = np.broadcast_to(np.asarray(config.action.scale, dtype=np.float64), self.default.shape)
+        self.clip = config.action.clip
+        self.alpha = config.action.lowpass_alpha
+        self._filtered = self.default.copy()
+
+    def reset(self, current_joint_pos: np.ndarray | None = None) -> None:
+        """Restart the filter from the current pose (or the default pose)."""
+        start = self.default if current_joint_pos is None else np.asarray(current_joint_pos, dtype=np.float64)
+        if start.shape != self.default.shape:
+            raise ValueError(
+                f"current_joint_pos: expected {self.default.size} values, got shape {start.shape}"
+            )
+        self._filtered = start.copy()
+
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        """Joint position targets [J] (rad) for a policy action [J]."""
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.default.shape:
+            raise ValueError(f"action: expected {self.default.size} values, got shape {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action: non-finite values {action}")
+        target = self.default + self.scale * np.clip(action, -self.clip, self.clip)
+        self._filtered = self.alpha * target + (1.0 - self.alpha) * self._filtered
+        return np.clip(self._filtered, self.lower, self.upper)

@@ -1,0 +1,356 @@
+"""Robot config schema: one YAML per robot, validated on load.
+
+A robot config is data: joints, observation and action layout, reward, safety
+limits, topics and (optionally) the simulator. Every node and the simulator read
+the same file, so the policy's observation means the same thing everywhere.
+Errors name the file and the key path (``a1_sim.yaml: joints.3.kp: ...``).
+Reference: docs/robot_config.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dreamer_core.spec import PolicySpec
+
+# Signals that only exist when a topic provides them: term -> topics field.
+OPTIONAL_SIGNAL_TOPIC = {"base_lin_vel": "odometry", "foot_contacts": "foot_contacts"}
+
+ObsTermName = Literal[
+    "joint_pos", "joint_vel", "base_ang_vel", "projected_gravity", "roll_pitch",
+    "prev_action", "foot_contacts", "base_lin_vel",
+]
+RewardKind = Literal["upright", "joint_posture", "forward_velocity", "action_rate", "joint_velocity", "alive"]
+# Signal each reward kind reads (None: needs no sensor beyond the action).
+REWARD_SIGNAL = {
+    "upright": "base_quat", "joint_posture": "joint_pos", "forward_velocity": "base_lin_vel",
+    "action_rate": None, "joint_velocity": "joint_vel", "alive": None,
+}
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class ConfigError(ValueError):
+    """A robot config that cannot be used; the message names the file and key path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JointConfig(_Strict):
+    """One actuated joint: default (standing) pose, position limits and PD gains."""
+
+    name: str = Field(min_length=1)
+    default: FiniteFloat
+    lower: FiniteFloat
+    upper: FiniteFloat
+    kp: PositiveFloat
+    kd: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    effort_limit: PositiveFloat | None = None  # N·m; None: take the model's limit (sim) / driver's (real)
+
+    @model_validator(mode="after")
+    def _limits(self) -> JointConfig:
+        if not self.lower < self.upper:
+            raise ValueError(f"lower ({self.lower}) must be < upper ({self.upper})")
+        if not self.lower <= self.default <= self.upper:
+            raise ValueError(
+                f"default ({self.default}) must lie within [lower, upper] = [{self.lower}, {self.upper}]"
+            )
+        return self
+
+
+class ObservationTerm(_Strict):
+    """One observation term; its values are multiplied by ``scale``."""
+
+    name: ObsTermName
+    scale: FiniteFloat = 1.0
+
+
+class ActionConfig(_Strict):
+    """Policy action in [-clip, clip]^J -> joint position targets around the default pose."""
+
+    kind: Literal["joint_position_offset"] = "joint_position_offset"
+    scale: PositiveFloat | list[PositiveFloat] = 0.25  # rad per unit action (one value or one per joint)
+    clip: PositiveFloat = 1.0
+    lowpass_alpha: Annotated[float, Field(gt=0, le=1)] = 1.0  # 1.0: no filter
+
+
+class RewardTerm(_Strict):
+    """One weighted reward term.
+
+    ``gate`` lists earlier terms whose value, clipped to [0, 1], multiplies this one.
+    """
+
+    name: str = Field(min_length=1)
+    kind: RewardKind
+    weight: FiniteFloat = 1.0
+    gate: list[str] = Field(default_factory=list)
+    joints: list[str] | None = None  # joint_posture: which joints
+    target: list[FiniteFloat] | None = None  # joint_posture: target angles (default: default pose)
+    tolerance: PositiveFloat = 1.0  # joint_posture: mean abs error (rad) at which the term reaches 0
+    max_velocity: PositiveFloat = 1.0  # forward_velocity: speed (m/s) that earns the full term
+
+
+class RewardConfig(_Strict):
+    """The reward: a list of terms, summed."""
+
+    terms: list[RewardTerm] = Field(min_length=1)
+
+
+class EpisodeConfig(_Strict):
+    """Episode length: give exactly one of max_steps or max_seconds."""
+
+    max_steps: Annotated[int, Field(gt=0)] | None = None
+    max_seconds: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> EpisodeConfig:
+        if (self.max_steps is None) == (self.max_seconds is None):
+            raise ValueError("give exactly one of max_steps or max_seconds")
+        return self
+
+
+class SafetyConfig(_Strict):
+    """Limits the control node enforces on the robot (and the simulator uses for episode ends)."""
+
+    max_tilt_rad: Annotated[float, Field(gt=0, le=math.pi)] = 1.0
+    joint_limit_margin_rad: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05
+    stale_sensor_periods: Annotated[int, Field(ge=1)] = 3
+    max_action_rate: PositiveFloat = 10.0  # rad/s change of any joint target
+    soft_start_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+
+
+class TopicsConfig(_Strict):
+    """ROS topic names (relative names resolve in the node's namespace)."""
+
+    joint_states: str = "joint_states"  # sensor_msgs/JointState
+    imu: str = "imu"  # sensor_msgs/Imu
+    odometry: str | None = None  # nav_msgs/Odometry (twist in the base frame); needed for base_lin_vel
+    foot_contacts: str | None = None  # std_msgs/Float64MultiArray, one value per foot, > 0.5 = contact
+    command: str = "forward_position_controller/commands"
+    command_type: Literal["std_msgs/Float64MultiArray"] = "std_msgs/Float64MultiArray"
+    estop: str = "estop"  # std_msgs/Bool, latched
+    transitions: str = "transitions"  # dreamer_msgs/Transition
+    policy_bundles: str = "policy_bundles"  # dreamer_msgs/PolicyBundle
+    diagnostics: str = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
+
+
+class RandomizationConfig(_Strict):
+    """Domain randomisation ranges [low, high], sampled uniformly at every reset."""
+
+    friction: tuple[PositiveFloat, PositiveFloat] = (0.6, 1.2)
+    added_mass_kg: tuple[FiniteFloat, FiniteFloat] = (-0.5, 1.5)
+    action_latency_s: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]] = (0.0, 0.02)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RandomizationConfig:
+        for key in ("friction", "added_mass_kg", "action_latency_s"):
+            low, high = getattr(self, key)
+            if low > high:
+                raise ValueError(f"{key}: low ({low}) must be <= high ({high})")
+        return self
+
+
+class SimConfig(_Strict):
+    """The simulated robot (MuJoCo); absent for a real robot."""
+
+    urdf: str = "pybullet_data:a1/a1.urdf"  # "pybullet_data:<path>" or a file path
+    base_body: str = "trunk"
+    foot_bodies: list[str] = Field(default_factory=lambda: ["FR_toe", "FL_toe", "RR_toe", "RL_toe"])
+    foot_radius: PositiveFloat = 0.02  # m; touch zone is a sphere slightly larger than this
+    contact_force_threshold: Annotated[float, Field(ge=0)] = 1.0  # N normal force counted as contact
+    initial_height: PositiveFloat = 0.3  # m, base height at reset
+    floor_friction: PositiveFloat = 1.0
+    randomization: RandomizationConfig = Field(default_factory=RandomizationConfig)
+
+
+class RobotConfig(_Strict):
+    """A whole robot config (see docs/robot_config.md for every key)."""
+
+    robot_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    joints: list[JointConfig] = Field(min_length=1)
+    feet: list[str] = Field(default_factory=list)  # foot names in contact-flag order
+    observation: list[ObservationTerm] = Field(min_length=1)
+    action: ActionConfig = Field(default_factory=ActionConfig)
+    control_rate_hz: PositiveFloat
+    low_level_rate_hz: PositiveFloat
+    reward: RewardConfig
+    episode: EpisodeConfig
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    sim: SimConfig | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RobotConfig:
+        problems = list(_cross_problems(self))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [j.name for j in self.joints]
+
+    @property
+    def act_dim(self) -> int:
+        return len(self.joints)
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(width for _, width in self.observation_layout())
+
+    @property
+    def dt(self) -> float:
+        """Control period (s)."""
+        return 1.0 / self.control_rate_hz
+
+    @property
+    def physics_dt(self) -> float:
+        """Low-level (PD) period (s); the simulator's physics step."""
+        return 1.0 / self.low_level_rate_hz
+
+    @property
+    def substeps(self) -> int:
+        """Low-level steps per control period."""
+        return round(self.low_level_rate_hz / self.control_rate_hz)
+
+    @property
+    def episode_steps(self) -> int:
+        if self.episode.max_steps is not None:
+            return self.episode.max_steps
+        return max(1, round(self.episode.max_seconds * self.control_rate_hz))
+
+    def observation_layout(self) -> list[tuple[str, int]]:
+        """(term name, width) in observation order."""
+        widths = {
+            "joint_pos": self.act_dim, "joint_vel": self.act_dim, "base_ang_vel": 3, "projected_gravity": 3,
+            "roll_pitch": 2, "prev_action": self.act_dim, "foot_contacts": len(self.feet), "base_lin_vel": 3,
+        }
+        return [(t.name, widths[t.name]) for t in self.observation]
+
+    def policy_spec(self) -> PolicySpec:
+        """The observation/action contract a policy for this robot must match."""
+        clip = self.action.clip
+        return PolicySpec(
+            robot_id=self.robot_id,
+            observation=tuple(self.observation_layout()),
+            action_joints=tuple(self.joint_names),
+            action_low=-clip,
+            action_high=clip,
+        )
+
+
+def _cross_problems(cfg: RobotConfig):
+    """Yield 'key.path: problem' for constraints that span several keys."""
+    names = cfg.joint_names
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            yield f"joints.{i}.name: duplicate joint name {name!r}"
+    ratio = cfg.low_level_rate_hz / cfg.control_rate_hz
+    if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
+        yield (f"low_level_rate_hz: must be an integer multiple of control_rate_hz "
+               f"({cfg.low_level_rate_hz} / {cfg.control_rate_hz} = {ratio:g})")
+    if isinstance(cfg.action.scale, list) and len(cfg.action.scale) != len(names):
+        yield f"action.scale: has {len(cfg.action.scale)} values but there are {len(names)} joints"
+    seen_obs: set[str] = set()
+    for i, term in enumerate(cfg.observation):
+        if term.name in seen_obs:
+            yield f"observation.{i}.name: term {term.name!r} appears twice"
+        seen_obs.add(term.name)
+        yield from _signal_problems(cfg, term.name, f"observation.{i}.name")
+    if "foot_contacts" in seen_obs and not cfg.feet:
+        yield "feet: the foot_contacts observation needs the list of feet"
+    earlier: list[str] = []
+    for i, term in enumerate(cfg.reward.terms):
+        path = f"reward.terms.{i}"
+        if term.name in earlier:
+            yield f"{path}.name: duplicate reward term name {term.name!r}"
+        for gate in term.gate:
+            if gate not in earlier:
+                yield f"{path}.gate: {gate!r} is not an earlier reward term (earlier: {earlier})"
+        signal = REWARD_SIGNAL[term.kind]
+        if signal is not None:
+            yield from _signal_problems(cfg, signal, f"{path}.kind")
+        if term.kind == "joint_posture":
+            if not term.joints:
+                yield f"{path}.joints: joint_posture needs a non-empty list of joints"
+            else:
+                for j, joint in enumerate(term.joints):
+                    if joint not in names:
+                        yield f"{path}.joints.{j}: unknown joint {joint!r} (joints are {names})"
+                if term.target is not None and len(term.target) != len(term.joints):
+                    yield f"{path}.target: has {len(term.target)} values for {len(term.joints)} joints"
+        elif term.joints is not None or term.target is not None:
+            yield f"{path}: joints/target only apply to joint_posture terms"
+        earlier.append(term.name)
+    if cfg.sim is not None and cfg.feet and len(cfg.sim.foot_bodies) != len(cfg.feet):
+        yield f"sim.foot_bodies: has {len(cfg.sim.foot_bodies)} bodies for {len(cfg.feet)} feet"
+
+
+def _signal_problems(cfg: RobotConfig, signal: str, path: str):
+    topic_field = OPTIONAL_SIGNAL_TOPIC.get(signal)
+    if topic_field is not None and getattr(cfg.topics, topic_field) is None:
+        yield (f"{path}: needs the {signal} signal, but topics.{topic_field} is not configured "
+               f"(set it to the topic that provides it, or remove the term)")
+
+
+def config_dirs() -> list[Path]:
+    """Where robot config names are looked up: $DREAMER_ROBOT_CONFIGS (os.pathsep list), then the repo's."""
+    dirs = [Path(p) for p in os.environ.get("DREAMER_ROBOT_CONFIGS", "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parents[2] / "robot_configs")
+    return dirs
+
+
+def resolve_config_path(path_or_name: str | Path) -> Path:
+    """A path as given, or a name like ``a1_sim`` looked up in :func:`config_dirs`."""
+    candidate = Path(path_or_name)
+    if candidate.suffix in (".yaml", ".yml") or candidate.parent != Path("."):
+        if not candidate.is_file():
+            raise ConfigError(f"{candidate}: robot config file not found")
+        return candidate
+    for directory in config_dirs():
+        for suffix in (".yaml", ".yml"):
+            if (directory / f"{path_or_name}{suffix}").is_file():
+                return directory / f"{path_or_name}{suffix}"
+    searched = ", ".join(str(d) for d in config_dirs())
+    raise ConfigError(
+        f"robot config {str(path_or_name)!r} not found in {searched} (set DREAMER_ROBOT_CONFIGS)"
+    )
+
+
+def load_robot_config(path_or_name: str | Path) -> RobotConfig:
+    """Load and validate a robot config by path or by name (``"a1_sim"``)."""
+    path = resolve_config_path(path_or_name)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: top level must be a mapping of keys, got {type(data).__name__}")
+    return parse_robot_config(data, source=path.name)
+
+
+def parse_robot_config(data: dict, source: str = "<robot config>") -> RobotConfig:
+    """Validate an already-loaded mapping; ``source`` names it in errors."""
+    try:
+        return RobotConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {line}" for err in exc.errors() for line in _describe(err).splitlines()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _describe(err: dict) -> str:
+    loc = ".".join(str(part) for part in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check spelling; see docs/robot_config.md)"
+    # Cross-key checks already carry their own key path.
+    return f"{loc}: {msg}" if loc else msg

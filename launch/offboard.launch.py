@@ -1,0 +1,10 @@
+"""Learner host: the replay node and the learner node.
+
+    ros2 launch dreamer_ros offboard.launch.py robot:=a1_sim run_dir:=~/dreamer_runs/today
+"""
+
+from dreamer_ros.launch_description import stack_launch_description
+
+
+def generate_launch_description():
+    return stack_launch_description("offboard")

@@ -1,0 +1,10 @@
+"""Everything on one machine: the simulated A1, control, replay and learner.
+
+    ros2 launch dreamer_ros sim.launch.py robot:=a1_sim run_dir:=~/dreamer_runs/today
+"""
+
+from dreamer_ros.launch_description import stack_launch_description
+
+
+def generate_launch_description():
+    return stack_launch_description("sim")

@@ -1,0 +1,66 @@
+"""launch_ros descriptions of the three stacks, shared by the files in launch/.
+
+Only the standard launch/launch_ros API is used. The node list and parameters
+come from dreamer_ros.stacks, the same source the `dreamer_stack` runner uses
+where launch_ros is not installed. Imported by launch files only: it needs
+launch and launch_ros.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from dreamer_ros.stacks import ensure_dev_keys, stack_nodes
+from launch import LaunchDescription
+
+
+def _nodes(context, stack):
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+
+    run_dir = os.path.expanduser(arg("run_dir"))
+    keys_dir = os.path.expanduser(arg("keys_dir")) or os.path.join(run_dir, "keys")
+    if stack == "sim":
+        ensure_dev_keys(keys_dir)
+    specs = stack_nodes(
+        stack,
+        robot=arg("robot"),
+        config_dir=os.path.join(get_package_share_directory("dreamer_ros"), "config"),
+        run_dir=run_dir,
+        namespace=arg("namespace"),
+        keys_dir=keys_dir,
+        allow_unsigned=arg("allow_unsigned").lower() == "true",
+        preset=arg("preset"),
+    )
+    return [
+        Node(
+            package="dreamer_ros",
+            executable=spec.executable,
+            name=spec.name,
+            namespace=spec.namespace,
+            parameters=spec.parameters,
+            output="screen",
+        )
+        for spec in specs
+    ]
+
+
+def stack_launch_description(stack: str):
+    """Launch arguments and nodes of `stack` (sim, onboard, offboard) for launch_ros."""
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("robot", default_value="a1_sim", description="robot config name or YAML path"),
+            DeclareLaunchArgument("namespace", default_value="", description="namespace of this robot's nodes"),
+            DeclareLaunchArgument("run_dir", default_value="~/dreamer_runs/latest",
+                                  description="replay data, checkpoints, bundles, TensorBoard events"),
+            DeclareLaunchArgument("keys_dir", default_value="",
+                                  description="policy signing keys (default: <run_dir>/keys)"),
+            DeclareLaunchArgument("allow_unsigned", default_value="false",
+                                  description="DEVELOPMENT ONLY: accept unsigned policy bundles"),
+            DeclareLaunchArgument("preset", default_value="xs", description="learner model preset"),
+            OpaqueFunction(function=_nodes, args=[stack]),
+        ]
+    )

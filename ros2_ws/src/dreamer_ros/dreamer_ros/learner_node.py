@@ -1,0 +1,105 @@
+"""learner_node: trains from the replay store and publishes signed policy bundles.
+
+The training loop is `dreamer_core.runners.learner.LearnerRunner`; this node
+maps ROS parameters to its settings, runs it in a worker thread and publishes
+what it promotes on the (reliable, transient-local) policy bundle topic.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
+from rclpy.node import Node
+
+from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
+from dreamer_ros import qos
+from dreamer_ros.conversions import bundle_to_msg, diagnostic_status
+from dreamer_ros.params import load_node_robot_config
+from dreamer_ros.spin import run_node
+
+# ROS parameters mirror LearnerSettings (scalar fields); required paths get local defaults.
+PATH_DEFAULTS = {"replay_dir": "runs/replay", "run_dir": "runs/learner", "private_key": ""}
+
+
+def parameter_defaults() -> dict[str, object]:
+    defaults = {}
+    for name, field in LearnerSettings.model_fields.items():
+        if name in PATH_DEFAULTS:
+            defaults[name] = PATH_DEFAULTS[name]
+        elif isinstance(field.default, str | int | float | bool):
+            defaults[name] = field.default
+    return defaults
+
+
+class LearnerNode(Node):
+    def __init__(self):
+        super().__init__("learner_node")
+        values = {name: self.declare_parameter(name, default).value
+                  for name, default in parameter_defaults().items()}
+        values["private_key"] = values["private_key"] or None
+        self.config = load_node_robot_config(self)
+        self.runner = LearnerRunner(self.config, LearnerSettings(**values),
+                                    log=lambda text: self.get_logger().info(text))
+        self._bundle_pub = self.create_publisher(PolicyBundleMsg, self.config.topics.policy_bundles,
+                                                 qos.POLICY_BUNDLE)
+        self._diag_pub = self.create_publisher(DiagnosticArray, self.config.topics.diagnostics, 10)
+        latest = self.runner.latest_bundle()
+        if latest is not None:
+            # Transient-local keeps the newest bundle available to robots that (re)start later.
+            self._bundle_pub.publish(bundle_to_msg(latest))
+            self.get_logger().info(f"re-published policy v{latest.version} from {self.runner.run_dir}")
+        self._running = True
+        self._error = ""
+        self._status: dict[str, object] = {"state": "starting"}
+        self._thread = threading.Thread(target=self._train_loop, daemon=True, name="learner")
+        self._thread.start()
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    def _train_loop(self) -> None:
+        waiting_logged = False
+        while self._running:
+            try:
+                bundles = self.runner.iterate()
+            except ValueError as exc:  # e.g. a batch with non-finite values: skip it, keep the model
+                self._error = str(exc)
+                self.get_logger().error(f"training step refused: {exc}")
+                continue
+            for bundle in bundles:
+                self._bundle_pub.publish(bundle_to_msg(bundle))
+            ready, owed = self.runner.ready(), self.runner.updates_owed()
+            # Diagnostics read this snapshot; only this thread touches the runner.
+            self._status = {
+                "state": "training" if ready else "waiting for data",
+                "updates": self.runner.state["updates"], "policy_version": self.runner.state["policy_version"],
+                "replay_steps": self.runner.policy_steps, "updates_owed": owed,
+            }
+            if not ready:
+                if not waiting_logged:
+                    self.get_logger().info(
+                        f"waiting for {self.runner.settings.min_steps} real steps in {self.runner.settings.replay_dir}"
+                    )
+                    waiting_logged = True
+                time.sleep(0.5)
+            elif owed == 0:
+                time.sleep(0.1)  # the train ratio is met: wait for more real data
+
+    def _publish_diagnostics(self) -> None:
+        values = {**self._status, "device": self.runner.device, "last_error": self._error}
+        status = diagnostic_status("learner_node", self.config.robot_id, DiagnosticStatus.OK,
+                                   values.pop("state"), values)
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join(timeout=30.0)
+        self.runner.checkpoint()
+        self.runner.close()
+
+
+def main(args=None) -> None:
+    run_node(LearnerNode, args)

@@ -1,0 +1,30 @@
+"""Parameters every dreamer_ros node shares: which robot config to use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dreamer_core.robots.config import RobotConfig, load_robot_config
+
+
+def robot_configs_dirs() -> list[Path]:
+    """Where robot configs are found when a node is given a name instead of a path."""
+    dirs = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory("dreamer_ros")) / "robot_configs")
+    except (ImportError, LookupError):
+        pass
+    return dirs
+
+
+def load_node_robot_config(node) -> RobotConfig:
+    """Declare `robot_config` (a name like `a1_sim` or a YAML path) and load it."""
+    value = node.declare_parameter("robot_config", "a1_sim").value
+    if not os.environ.get("DREAMER_ROBOT_CONFIGS"):
+        extra = [str(d) for d in robot_configs_dirs() if d.is_dir()]
+        if extra:
+            os.environ["DREAMER_ROBOT_CONFIGS"] = os.pathsep.join(extra)
+    return load_robot_config(value)

@@ -1,0 +1,173 @@
+"""dreamer_stack: start a stack's nodes where launch_ros is not installed.
+
+    dreamer_stack sim --robot a1_sim --minutes 3 --run-dir runs/demo
+
+It starts the same executables with the same parameter files as the launch files
+in launch/ (both read dreamer_ros.stacks), writes each node's output to
+<run_dir>/logs/, shows progress from /diagnostics, and stops everything cleanly
+(SIGINT, then SIGKILL after a grace period) at the end or on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
+
+from dreamer_ros.stacks import STACKS, NodeSpec, ensure_dev_keys, stack_nodes
+
+STOP_ORDER = ("control_node", "learner_node", "replay_node", "sim_robot")
+
+
+def node_command(spec: NodeSpec, params_dir: Path) -> list[str]:
+    """The command line `ros2 run` + launch_ros would build for `spec`."""
+    exe = Path(get_package_prefix("dreamer_ros")) / "lib" / "dreamer_ros" / spec.executable
+    cmd = [str(exe), "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:={spec.namespace}"]
+    for item in spec.parameters:
+        if isinstance(item, dict):
+            # launch_ros writes dict parameters to a temporary file too.
+            path = params_dir / f"{spec.name}.overrides.yaml"
+            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": item}}))
+            item = str(path)
+        cmd += ["--params-file", item]
+    return cmd
+
+
+class Stack:
+    """The processes of one stack, started and stopped together."""
+
+    def __init__(self, specs: list[NodeSpec], run_dir: Path):
+        self.specs = specs
+        self.run_dir = run_dir
+        self.logs = run_dir / "logs"
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        params_dir = self.run_dir / "params"
+        params_dir.mkdir(parents=True, exist_ok=True)
+        for spec in self.specs:
+            log = open(self.logs / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+            self.processes[spec.name] = subprocess.Popen(
+                node_command(spec, params_dir), stdout=log, stderr=subprocess.STDOUT
+            )
+            print(f"[dreamer_stack] started {spec.name} (pid {self.processes[spec.name].pid})", flush=True)
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.processes.items() if p.poll() is not None]
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        names = sorted(self.processes, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else 0)
+        for name in names:
+            proc = self.processes[name]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=grace_s)
+                except subprocess.TimeoutExpired:
+                    print(f"[dreamer_stack] {name} ignored SIGINT for {grace_s:.0f} s; killing it", flush=True)
+                    proc.kill()
+                    proc.wait()
+
+
+class DiagnosticsWatcher:
+    """Collects the newest /diagnostics values per node for progress lines."""
+
+    def __init__(self, topic: str = "/diagnostics"):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        rclpy.init()
+        self._node = rclpy.create_node("dreamer_stack_monitor")
+        self.latest: dict[str, dict[str, str]] = {}
+        self._node.create_subscription(DiagnosticArray, topic, self._on_diag, 10)
+        self._thread = threading.Thread(target=rclpy.spin, args=(self._node,), daemon=True)
+        self._thread.start()
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            self.latest[status.name.split(":")[0]] = {kv.key: kv.value for kv in status.values}
+
+    def line(self) -> str:
+        c = self.latest.get("control_node", {})
+        r = self.latest.get("replay_node", {})
+        learner = self.latest.get("learner_node", {})
+        return (f"policy v{c.get('policy_version', '-')} swaps {c.get('swaps', '-')} "
+                f"episodes {c.get('episodes', '-')} watchdog {c.get('watchdog', '-')} | "
+                f"replay {r.get('steps', '-')} steps | learner {learner.get('updates', '-')} updates")
+
+    def close(self) -> None:
+        import rclpy
+
+        self._node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dreamer_stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stack", choices=sorted(STACKS), help="which nodes to start")
+    parser.add_argument("--robot", default="a1_sim", help="robot config name or YAML path (default a1_sim)")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="output folder (default runs/<stack>-<timestamp>)")
+    parser.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
+    parser.add_argument("--namespace", default="", help="namespace of the robot's nodes")
+    parser.add_argument("--keys-dir", type=Path, default=None, help="policy signing keys (default <run-dir>/keys)")
+    parser.add_argument("--allow-unsigned", action="store_true", help="DEVELOPMENT ONLY: accept unsigned bundles")
+    parser.add_argument("--preset", default="xs", help="learner model preset (default xs)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    run_dir = (args.run_dir or Path("runs") / f"{args.stack}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    keys_dir = (args.keys_dir or run_dir / "keys").resolve()
+    if args.stack == "sim":
+        ensure_dev_keys(keys_dir)
+    specs = stack_nodes(
+        args.stack, robot=args.robot, config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
+        run_dir=run_dir, namespace=args.namespace, keys_dir=keys_dir, allow_unsigned=args.allow_unsigned,
+        preset=args.preset,
+    )
+    stack = Stack(specs, run_dir)
+    watcher = DiagnosticsWatcher()
+    stack.start()
+    deadline = time.monotonic() + args.minutes * 60 if args.minutes > 0 else float("inf")
+    stopped_by_user = False
+    dead: list[str] = []
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(min(10.0, max(0.1, deadline - time.monotonic())))
+            elapsed = (time.monotonic() - deadline + args.minutes * 60) if args.minutes > 0 else 0
+            print(f"[dreamer_stack] {elapsed / 60:4.1f} min | {watcher.line()}", flush=True)
+            dead = stack.dead()
+            if dead:
+                print(f"[dreamer_stack] node(s) exited early: {dead}; see {stack.logs}", file=sys.stderr)
+                break
+    except KeyboardInterrupt:
+        stopped_by_user = True
+    finally:
+        print("[dreamer_stack] stopping ...", flush=True)
+        stack.stop()
+        watcher.close()
+    print(f"""[dreamer_stack] done{' (interrupted)' if stopped_by_user else ''}. Outputs:
+  node logs:            {stack.logs}
+  replay data:          {run_dir / 'replay'}   (dreamer-replay info {run_dir / 'replay'})
+  policy bundles:       {run_dir / 'learner' / 'bundles'}   (dreamer-policy inspect FILE)
+  checkpoints:          {run_dir / 'learner'}
+  TensorBoard events:   {run_dir / 'learner' / 'tensorboard'}   (tensorboard --logdir {run_dir / 'learner'})
+  signing keys:         {keys_dir}""")
+    return 1 if dead else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

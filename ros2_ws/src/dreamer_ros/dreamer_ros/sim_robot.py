@@ -1,0 +1,138 @@
+"""sim_robot: the simulated A1 behind the topics a real driver has.
+
+Subscribes joint position targets (std_msgs/Float64MultiArray, as a ros2_control
+forward position controller does), steps MuJoCo in real time, and publishes
+sensor_msgs/JointState, sensor_msgs/Imu, nav_msgs/Odometry and foot contacts.
+Services: `~/reset` (std_srvs/Trigger) stands the robot up again, `~/pause`
+(std_srvs/SetBool) freezes physics and sensors, as a dead driver would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+
+from dreamer_core.envs.a1_mujoco import A1MujocoEnv
+from dreamer_ros import qos
+from dreamer_ros.params import load_node_robot_config
+from dreamer_ros.spin import run_node
+
+
+class SimRobot(Node):
+    def __init__(self):
+        super().__init__("sim_robot")
+        self.declare_parameter("seed", 0)
+        self.declare_parameter("randomize", False)
+        self.declare_parameter("real_time_factor", 1.0)
+        self.config = load_node_robot_config(self)
+        self.env = A1MujocoEnv(self.config, seed=self.get_parameter("seed").value,
+                               randomize=self.get_parameter("randomize").value)
+        self._lock = threading.Lock()
+        self._targets: np.ndarray | None = None
+        self._paused = threading.Event()
+        topics = self.config.topics
+        self._joint_pub = self.create_publisher(JointState, topics.joint_states, qos.SENSOR)
+        self._imu_pub = self.create_publisher(Imu, topics.imu, qos.SENSOR)
+        self._odom_pub = self.create_publisher(Odometry, topics.odometry, qos.SENSOR) if topics.odometry else None
+        self._contact_pub = (self.create_publisher(Float64MultiArray, topics.foot_contacts, qos.SENSOR)
+                             if topics.foot_contacts else None)
+        self.create_subscription(Float64MultiArray, topics.command, self._on_command, qos.COMMAND)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(SetBool, "~/pause", self._on_pause)
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="sim-loop")
+        self._thread.start()
+        self.get_logger().info(
+            f"simulating {self.config.robot_id}: {1 / self.env.physics_dt:.0f} Hz physics, "
+            f"{self.config.control_rate_hz:.0f} Hz sensors"
+        )
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        targets = np.asarray(msg.data, dtype=np.float64)
+        if targets.shape != (self.config.act_dim,) or not np.all(np.isfinite(targets)):
+            self.get_logger().error(
+                f"ignoring command with {targets.size} values (need {self.config.act_dim} finite)",
+                throttle_duration_sec=1.0,
+            )
+            return
+        with self._lock:
+            self._targets = targets
+
+    def _on_reset(self, request, response):
+        with self._lock:
+            self.env.reset_physics()
+            self._targets = None
+        response.success, response.message = True, "robot reset to the default standing pose"
+        return response
+
+    def _on_pause(self, request, response):
+        if request.data:
+            self._paused.set()
+        else:
+            self._paused.clear()
+        response.success, response.message = True, "paused" if request.data else "running"
+        return response
+
+    def _loop(self) -> None:
+        period = self.config.dt / self.get_parameter("real_time_factor").value
+        scheduled = time.monotonic()
+        while self._running:
+            scheduled += period
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                scheduled = time.monotonic()
+            if self._paused.is_set():
+                continue
+            with self._lock:
+                # New targets only: step_physics keeps the last ones (or the default pose) otherwise.
+                targets, self._targets = self._targets, None
+                self.env.step_physics(targets, self.config.substeps)
+                signals = self.env.read_signals()
+                position = self.env.base_position()
+                accel = self.env.imu_acceleration()
+            self._publish(signals, position, accel)
+
+    def _publish(self, signals, position, accel) -> None:
+        stamp = self.get_clock().now().to_msg()
+        joints = JointState(name=self.config.joint_names, position=signals.joint_pos.tolist(),
+                            velocity=signals.joint_vel.tolist())
+        joints.header.stamp = stamp
+        self._joint_pub.publish(joints)
+        imu = Imu()
+        imu.header.stamp = stamp
+        imu.header.frame_id = self.config.sim.base_body
+        w, x, y, z = signals.base_quat
+        imu.orientation.w, imu.orientation.x, imu.orientation.y, imu.orientation.z = w, x, y, z
+        imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = signals.base_ang_vel
+        imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z = accel
+        self._imu_pub.publish(imu)
+        if self._odom_pub is not None:
+            odom = Odometry()
+            odom.header.stamp = stamp
+            odom.header.frame_id = "odom"
+            odom.child_frame_id = self.config.sim.base_body
+            odom.pose.pose.position.x, odom.pose.pose.position.y, odom.pose.pose.position.z = position
+            odom.pose.pose.orientation = imu.orientation
+            lin = odom.twist.twist.linear
+            lin.x, lin.y, lin.z = signals.base_lin_vel
+            odom.twist.twist.angular = imu.angular_velocity
+            self._odom_pub.publish(odom)
+        if self._contact_pub is not None:
+            self._contact_pub.publish(Float64MultiArray(data=signals.foot_contacts.tolist()))
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+
+
+def main(args=None) -> None:
+    run_node(SimRobot, args)

@@ -1,0 +1,116 @@
+"""Each reward term gives the value documented in docs/robot_config.md on hand-made signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from dreamer_core.robots import RewardFunction, RobotSignals, load_robot_config
+from dreamer_core.robots.config import parse_robot_config, resolve_config_path
+from dreamer_core.robots.reward import action_rate, forward_velocity, joint_posture, joint_velocity, upright
+
+
+def roll_quat(angle: float) -> np.ndarray:
+    """Rotation by ``angle`` about the body x axis, (w, x, y, z)."""
+    return np.array([np.cos(angle / 2), np.sin(angle / 2), 0.0, 0.0])
+
+
+def signals(config, quat=None, joint_offset=None, vx=0.0, joint_vel=None) -> RobotSignals:
+    default = np.array([j.default for j in config.joints])
+    return RobotSignals(
+        joint_pos=default + (0.0 if joint_offset is None else joint_offset),
+        joint_vel=np.zeros(config.act_dim) if joint_vel is None else joint_vel,
+        base_quat=roll_quat(0.0) if quat is None else quat,
+        base_ang_vel=np.zeros(3),
+        base_lin_vel=np.array([vx, 0.0, 0.0]),
+        foot_contacts=np.ones(4),
+    )
+
+
+@pytest.mark.parametrize(
+    ("angle", "expected"), [(0.0, 1.0), (np.pi / 3, 0.75), (np.pi / 2, 0.5), (np.pi, 0.0)]
+)
+def test_upright_is_half_of_one_plus_cos_tilt(angle, expected):
+    assert upright(roll_quat(angle)) == pytest.approx(expected, abs=1e-9)
+    # A yaw leaves the body upright.
+    yaw = np.array([np.cos(0.4), 0.0, 0.0, np.sin(0.4)])
+    assert upright(yaw) == pytest.approx(1.0)
+
+
+def test_joint_posture_is_one_minus_mean_abs_error_over_tolerance():
+    target = np.array([0.0, 0.9, -1.8, 0.0])
+    assert joint_posture(target, target, 0.5) == pytest.approx(1.0)
+    # Mean abs error 0.1 rad with tolerance 0.5 -> 1 - 0.2.
+    assert joint_posture(target + np.array([0.1, -0.1, 0.2, 0.0]), target, 0.5) == pytest.approx(0.8)
+    # Errors beyond the tolerance floor at 0.
+    assert joint_posture(target + 1.0, target, 0.5) == 0.0
+
+
+def test_forward_velocity_is_clipped_speed_ratio():
+    assert forward_velocity(np.array([0.25, 3.0, 0.0]), 0.5) == pytest.approx(0.5)
+    assert forward_velocity(np.array([2.0, 0.0, 0.0]), 0.5) == 1.0
+    assert forward_velocity(np.array([-2.0, 0.0, 0.0]), 0.5) == -1.0
+
+
+def test_penalty_terms():
+    assert action_rate(np.array([1.0, 0.0]), np.array([0.0, 0.5])) == pytest.approx(1.25)
+    assert joint_velocity(np.array([1.0, -2.0, 0.0])) == pytest.approx(5.0)
+
+
+def test_a1_walking_reward_gating_on_hand_made_states():
+    config = load_robot_config("a1_sim")
+    reward = RewardFunction(config)
+    act = np.zeros(12)
+    # Level, at the standing pose, moving at half the target speed:
+    # 1 (upright) + 3 x 1 (postures) + 5 x 0.5 (velocity) = 6.5.
+    total, terms = reward(signals(config, vx=0.25), act, act)
+    assert terms == pytest.approx({"upright": 1.0, "hip_posture": 1.0, "thigh_posture": 1.0,
+                                   "knee_posture": 1.0, "forward_velocity": 2.5})
+    assert total == pytest.approx(6.5)
+    # Rolled 60 degrees: upright 0.75 gates each posture (0.75) and the velocity (5 x 0.5 x 0.75).
+    total, terms = reward(signals(config, quat=roll_quat(np.pi / 3), vx=0.25), act, act)
+    assert terms["hip_posture"] == pytest.approx(0.75)
+    assert terms["forward_velocity"] == pytest.approx(1.875)
+    assert total == pytest.approx(0.75 + 3 * 0.75 + 1.875)
+    # Knees bent 0.25 rad off the pose: knee posture 1 - 0.25/0.5 = 0.5 halves the velocity term.
+    knee_offset = np.zeros(12)
+    knee_offset[2::3] = 0.25
+    total, terms = reward(signals(config, joint_offset=knee_offset, vx=0.25), act, act)
+    assert terms["knee_posture"] == pytest.approx(0.5)
+    assert terms["forward_velocity"] == pytest.approx(1.25)
+    # Upside down: nothing but the (zero) upright term.
+    total, terms = reward(signals(config, quat=roll_quat(np.pi), vx=0.25), act, act)
+    assert total == pytest.approx(0.0, abs=1e-12)
+
+
+def test_weights_alive_and_penalties_in_a_config():
+    data = yaml.safe_load(resolve_config_path("a1_sim").read_text())
+    data["reward"]["terms"] = [
+        {"name": "alive", "kind": "alive", "weight": 0.5},
+        {"name": "smooth", "kind": "action_rate", "weight": -0.1},
+        {"name": "still", "kind": "joint_velocity", "weight": -0.01},
+    ]
+    config = parse_robot_config(data)
+    joint_vel = np.zeros(12)
+    joint_vel[0] = 3.0
+    action, prev = np.full(12, 0.5), np.zeros(12)
+    total, terms = RewardFunction(config)(signals(config, joint_vel=joint_vel), action, prev)
+    assert terms == pytest.approx({"alive": 0.5, "smooth": -0.1 * 12 * 0.25, "still": -0.01 * 9.0})
+    assert total == pytest.approx(0.5 - 0.3 - 0.09)
+
+
+def test_is_fallen_uses_the_safety_tilt():
+    config = load_robot_config("a1_sim")  # max_tilt_rad 1.2
+    reward = RewardFunction(config)
+    assert not reward.is_fallen(signals(config, quat=roll_quat(1.1)))
+    assert reward.is_fallen(signals(config, quat=roll_quat(1.3)))
+    assert reward.is_fallen(signals(config, quat=roll_quat(np.pi)))
+
+
+def test_missing_odometry_signal_is_an_error_not_a_zero():
+    config = load_robot_config("a1_sim")
+    s = signals(config)
+    s.base_lin_vel = None
+    with pytest.raises(ValueError, match="needs base_lin_vel"):
+        RewardFunction(config)(s, np.zeros(12), np.zeros(12))
