@@ -71,7 +71,8 @@ class PolicyTick(nn.Module):
         z_next = nn.functional.one_hot(torch.argmax(logits, -1), rssm.classes).to(h.dtype).flatten(-2)
         mean, std = self.actor(torch.cat([h, z_next], -1))
         action = torch.clamp(mean + std * eps, -1.0, 1.0)
-        h_next = rssm.step(h, z_next, action)
+        # The class's eager step, never an instance-level torch.compile wrapper: this graph is exported.
+        h_next = type(rssm).step(rssm, h, z_next, action)
         return action, mean, h_next, z_next
 
 
@@ -169,8 +170,9 @@ class Agent(nn.Module):
         """Imagined rewards, continues, values, λ-returns and weights of a trajectory."""
         c = self.config
         feat = traj["feat"]
-        reward = self.wm.predict_reward(feat)
-        # Continue flags use the mode (hard 0/1); the start state's flag is the real one.
+        # Rewards and continues of the start state are never used (it was not imagined); its reward
+        # slot is a placeholder and its continue flag the real one. Continues use the mode (0/1).
+        reward = torch.cat([torch.zeros_like(start_cont)[None], self.wm.predict_reward(feat[1:])])
         cont = torch.cat([start_cont[None], (self.wm.predict_continue(feat[1:]) > 0.5).float()])
         value = self.critic.value(feat)
         ret = lambda_return(reward, value, cont, c.gamma, c.lam)
@@ -180,7 +182,8 @@ class Agent(nn.Module):
     def behaviour_losses(self, start: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Actor and critic losses from imagined rollouts starting at ``start`` (``h``, ``z``, ``cont``,
         flat [N, ...]). The world model is frozen for both; the critic is frozen in the actor loss
-        and the critic sees detached features, so each loss reaches only its own parameters."""
+        and the critic sees detached features, so each loss reaches only its own parameters.
+        Also advances the return normaliser with the new λ-returns, as DreamerV3 does before scaling."""
         c = self.config
         with self._autocast(), frozen(self.wm, self.critic):
             traj = self._imagine(start["h"].detach(), start["z"].detach(), c.horizon, self.generator)

@@ -57,6 +57,7 @@ class Controller:
         self._pending = None
         self.policy = None  # a PolicyRuntime, or None for the initial policy
         self.swaps = 0
+        self.last_swap_at: float | None = None  # the `now` of the tick that made the last swap
         self.seq = 0
         self.episodes = 0
         self.faults: dict[str, int] = {}
@@ -66,6 +67,7 @@ class Controller:
         self._prev_prev_action = np.zeros(self.act_dim, dtype=np.float32)
         self._last_obs: np.ndarray | None = None
         self._last_targets: np.ndarray | None = None
+        self._held: np.ndarray | None = None  # frozen safe command while a fault lasts
         self._ramp_start: np.ndarray | None = None
         self._ramp_tick = 0
 
@@ -79,17 +81,18 @@ class Controller:
             self._pending = runtime
 
     def tick(self, signals: RobotSignals | None, now: float) -> TickOutput:
-        self._apply_pending_swap(signals)
+        self._apply_pending_swap(signals, now)
         fault = self.safety.fault(signals, now)
         if fault is not None:
             return self._hold(signals, fault)
+        self._held = None
         if not self._in_episode:
             self._start_episode(signals)
         return self._act(signals)
 
     # -- internals -----------------------------------------------------------------
 
-    def _apply_pending_swap(self, signals: RobotSignals | None) -> None:
+    def _apply_pending_swap(self, signals: RobotSignals | None, now: float) -> None:
         with self._lock:
             runtime, self._pending = self._pending, None
         if runtime is None:
@@ -97,6 +100,7 @@ class Controller:
         self.policy = runtime
         self.policy.reset()
         self.swaps += 1
+        self.last_swap_at = now
         self._begin_ramp(signals)
 
     def _begin_ramp(self, signals: RobotSignals | None) -> None:
@@ -146,9 +150,12 @@ class Controller:
                 # Stale or bad sensors, e-stop: cut the episode at the last good observation.
                 stamp = signals.stamp if signals is not None else 0.0
                 transitions.append(self._end_episode(self._last_obs, 0.0, terminal=False, stamp=stamp))
-        held = self.safety.hold_targets(signals) if fault != "stale_sensor" else self._last_targets
-        if held is None:
-            held = self._last_targets
+        if self._held is None:
+            # Freeze the pose once, when the fault begins: re-tracking the measured pose would let
+            # the robot sag under gravity. Stale sensors: keep the last command we trust.
+            fresh = None if fault == "stale_sensor" else self.safety.hold_targets(signals)
+            self._held = fresh if fresh is not None else self._last_targets
+        held = self._held
         self._last_targets = held
         return TickOutput(held, transitions, mode="hold", fault=fault, episode_ended=bool(transitions))
 
@@ -173,7 +180,8 @@ class Controller:
             mode = "initial"
         if not np.all(np.isfinite(action)):
             return self._hold(signals, "nonfinite_action")
-        action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        clip = self.config.action.clip
+        action = np.clip(np.asarray(action, dtype=np.float32), -clip, clip)
         targets = self.safety.clip_targets(self.mapper(action), self._last_targets)
         targets = self._soft_start(targets)
         t = self._transition(obs, action, reward, first=first, last=False, terminal=False,

@@ -14,7 +14,7 @@ class TickStats:
     scheduled time (the tick that should have run in between never ran on time).
     """
 
-    def __init__(self, period: float, window: int = 2000):
+    def __init__(self, period: float, window: int = 3000):
         self.period = period
         self.latencies = deque(maxlen=window)
         self.jitters = deque(maxlen=window)

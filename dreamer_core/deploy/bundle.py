@@ -86,12 +86,17 @@ def build_bundle(
         extra=extra,
     )
     bundle = PolicyBundle(version, spec.robot_id, spec.hash(), digest, manifest.to_json(), bytes(onnx_bytes))
-    return sign_bundle(bundle, private_key) if private_key is not None else bundle
+    if private_key is None:
+        return bundle
+    # Size limits are the robot's to set (PolicyRuntime.load's max_bytes), not the builder's.
+    return sign_bundle(bundle, private_key, max_bytes=len(bundle.onnx))
 
 
-def sign_bundle(bundle: PolicyBundle, private_key: Ed25519PrivateKey) -> PolicyBundle:
+def sign_bundle(
+    bundle: PolicyBundle, private_key: Ed25519PrivateKey, max_bytes: int = DEFAULT_MAX_BYTES
+) -> PolicyBundle:
     """The same bundle with a fresh signature; refuses to sign a bundle whose contents do not check out."""
-    check_integrity(bundle)
+    check_integrity(bundle, max_bytes)
     return replace(bundle, signature=private_key.sign(bundle.manifest_json.encode("utf-8")))
 
 

@@ -37,7 +37,7 @@ def _keygen(args: argparse.Namespace) -> None:
 def _sign(args: argparse.Namespace) -> None:
     bundle = load_bundle_file(args.bundle, max_bytes=args.max_bytes)
     key = load_private_key(args.key)
-    out = save_bundle_file(sign_bundle(bundle, key), args.out or args.bundle)
+    out = save_bundle_file(sign_bundle(bundle, key, args.max_bytes), args.out or args.bundle)
     print(
         f"signed policy version {bundle.version} for {bundle.robot_id} -> {out} "
         f"(key {key_fingerprint(key.public_key())})"
@@ -94,14 +94,16 @@ def _inspect(args: argparse.Namespace) -> None:
         ("onnx", f"{m.onnx_size} bytes, opset {m.opset}, sha256 {m.sha256}"),
         ("signature", "present (check it with `verify`)" if bundle.signed else "NONE (development bundle)"),
     ]
-    rows += [(f"extra.{key}", value) for key, value in sorted(m.extra.items())]
+    rows += [(f"extra.{key}", json.dumps(value)) for key, value in sorted(m.extra.items())]
     for name, value in rows:
         print(f"{name + ':':<16}{value}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
-    parser = argparse.ArgumentParser(prog="dreamer-policy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="dreamer-policy", description="Create signing keys, sign, verify and inspect policy bundle files."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("keygen", help="create an Ed25519 signing key pair")
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except BundleRejected as exc:
-        print(f"REFUSED [{exc.reason}]: {exc}", file=sys.stderr)
+        print(exc, file=sys.stderr)  # "policy bundle refused (<reason>): <what to do>"
         return 1
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dreamer_core.deploy.bundle import DEFAULT_MAX_BYTES, PolicyBundle, authenticate
 from dreamer_core.deploy.errors import BundleRejected
-from dreamer_core.deploy.manifest import OUTPUT_NAMES, Manifest
+from dreamer_core.deploy.manifest import INPUT_NAMES, OUTPUT_NAMES, Manifest
 from dreamer_core.deploy.validation import check_graph, read_onnx
 from dreamer_core.spec import PolicySpec
 
+_STATE = ("h", "z", "prev_action")
 # Slack for float rounding when checking actions against the spec's bounds.
 _BOUND_TOLERANCE = 1e-6
 
@@ -75,16 +76,28 @@ class PolicyRuntime:
 
     def __init__(self, session: ort.InferenceSession, manifest: Manifest, spec: PolicySpec) -> None:
         self._session = session
-        self._manifest = manifest
         self.spec = spec
         self.version: int = manifest.policy_version
         self.manifest: dict = manifest.model_dump(mode="json")
-        dims = manifest.dims
-        self._output_names = list(OUTPUT_NAMES)
-        self._feeds = {name: np.zeros(shape, np.float32) for name, shape in dims.input_shapes().items()}
-        # Views into the feeds, filled in place every tick.
-        self._obs, self._is_first = self._feeds["obs"], self._feeds["is_first"]
-        self._gumbel, self._eps = self._feeds["gumbel"], self._feeds["eps"]
+        inputs, outputs = manifest.dims.input_shapes(), manifest.dims.output_shapes()
+        zeros = {name: np.zeros(shape, np.float32) for name, shape in {**inputs, **outputs}.items()}
+        self._obs, self._is_first = zeros["obs"], zeros["is_first"]
+        self._gumbel, self._eps, self._action_mean = zeros["gumbel"], zeros["eps"], zeros["action_mean"]
+        # Two carried-state buffers: a tick reads one and writes the other, then they swap. The
+        # IOBindings point onnxruntime at these arrays once, so a tick allocates nothing.
+        self._state = [{k: np.zeros(inputs[k], np.float32) for k in _STATE} for _ in range(2)]
+        self._bindings = []
+        for current, following in ((0, 1), (1, 0)):
+            binding = session.io_binding()
+            for name in INPUT_NAMES:
+                array = self._state[current][name] if name in _STATE else zeros[name]
+                binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array))
+            targets = {"action": self._state[following]["prev_action"], "action_mean": self._action_mean,
+                       "h_next": self._state[following]["h"], "z_next": self._state[following]["z"]}
+            for name in OUTPUT_NAMES:
+                binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(targets[name]))
+            self._bindings.append(binding)
+        self._current = 0
         self._rng = np.random.default_rng()
         self._needs_reset = True
 
@@ -127,17 +140,13 @@ class PolicyRuntime:
 
     def reset(self) -> None:
         """Return to the episode start: the next :meth:`step` runs with ``is_first``."""
-        for name in ("h", "z", "prev_action"):
-            self._feeds[name] = np.zeros_like(self._feeds[name])
+        for buffers in self._state:
+            for array in buffers.values():
+                array.fill(0.0)
         self._needs_reset = True
 
     def step(
-        self,
-        obs: np.ndarray,
-        *,
-        explore: bool,
-        is_first: bool = False,
-        rng: np.random.Generator | None = None,
+        self, obs: np.ndarray, *, explore: bool, is_first: bool = False, rng: np.random.Generator | None = None
     ) -> np.ndarray:
         """One control tick: filter ``obs`` into the latent state and return the action [A] float32.
 
@@ -149,30 +158,34 @@ class PolicyRuntime:
         if obs.shape != self._obs.shape[1:]:
             raise ValueError(f"observation has shape {obs.shape}, policy expects ({self._obs.shape[1]},)")
         if not np.isfinite(obs).all():
-            raise ValueError(
-                "observation contains NaN or inf; state left untouched (hold or reset the robot)"
-            )
-        outputs = self._tick(obs, is_first or self._needs_reset, explore, self._rng if rng is None else rng)
+            raise ValueError("observation contains NaN or inf; state left untouched (hold or reset the robot)")
+        self._tick(obs, is_first or self._needs_reset, explore, self._rng if rng is None else rng)
         self._needs_reset = False
-        return outputs[0 if explore else 1][0].copy()
+        return self._state[self._current]["prev_action"][0].copy()
 
-    def _tick(
-        self, obs: np.ndarray, is_first: bool, explore: bool, rng: np.random.Generator
-    ) -> list[np.ndarray]:
+    def _tick(self, obs: np.ndarray, is_first: bool, explore: bool, rng: np.random.Generator) -> dict:
+        """Run the graph once and swap state buffers; returns the outputs (views, valid until the next tick)."""
         self._obs[0] = obs
         self._is_first[0] = 1.0 if is_first else 0.0
         sample_noise(rng, self._gumbel, self._eps, explore)
-        outputs = self._session.run(self._output_names, self._feeds)
-        # The executed action (sample or mean) is the next tick's previous action.
-        executed = outputs[0] if explore else outputs[1]
-        self._feeds["h"], self._feeds["z"], self._feeds["prev_action"] = outputs[2], outputs[3], executed
-        return outputs
+        self._session.run_with_iobinding(self._bindings[self._current])
+        self._current = 1 - self._current
+        state = self._state[self._current]
+        sampled = state["prev_action"]
+        if not explore:
+            # The mean was executed, so it (not the sample) is the next tick's previous action.
+            sampled = sampled.copy()
+            state["prev_action"][:] = self._action_mean
+        return {"action": sampled, "action_mean": self._action_mean, "h_next": state["h"], "z_next": state["z"]}
 
     def _validate(self, observations: np.ndarray) -> None:
         if observations.ndim != 2 or observations.shape[1] != self.spec.obs_dim:
             raise ValueError(
                 f"sample_observations must be [N, {self.spec.obs_dim}], got {observations.shape}"
             )
+        if not np.isfinite(observations).all():
+            # Bad samples would blame the bundle for the robot's own sensor faults.
+            raise ValueError("sample_observations contain NaN/inf; pass finite recorded observations")
         low, high = self.spec.action_low - _BOUND_TOLERANCE, self.spec.action_high + _BOUND_TOLERANCE
         rng = np.random.default_rng(0)
         for explore in (True, False):
@@ -182,14 +195,15 @@ class PolicyRuntime:
                     outputs = self._tick(obs, i == 0, explore, rng)
                 except Exception as exc:  # onnxruntime raises its own exception types
                     raise BundleRejected("onnxruntime_error", f"validation inference failed: {exc}") from exc
-                for name, value in zip(OUTPUT_NAMES, outputs, strict=True):
+                for name, value in outputs.items():
                     if not np.isfinite(value).all():
                         raise BundleRejected(
                             "non_finite_output",
                             f"validation inference gave NaN/inf in {name!r} at sample {i} "
                             f"(explore={explore}); the weights are broken, do not deploy this policy",
                         )
-                for name, value in zip(OUTPUT_NAMES[:2], outputs[:2], strict=True):
+                for name in ("action", "action_mean"):
+                    value = outputs[name]
                     if value.min() < low or value.max() > high:
                         raise BundleRejected(
                             "action_out_of_range",

@@ -71,8 +71,10 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: memoryview) -> Iterator[tuple[int, int | memoryview]]:
+def _fields(buf: int | memoryview) -> Iterator[tuple[int, int | memoryview]]:
     """(field number, value) of each field in a message; length-delimited values as views."""
+    if not isinstance(buf, memoryview):
+        raise _Malformed("a nested message is encoded as a number")
     pos, end = 0, len(buf)
     while pos < end:
         key, pos = _varint(buf, pos)
@@ -92,8 +94,16 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, int | memoryview]]:
         yield number, value
 
 
-def _text(value: memoryview) -> str:
+def _text(value: int | memoryview) -> str:
+    if not isinstance(value, memoryview):
+        raise _Malformed("a string is encoded as a number")
     return bytes(value).decode("utf-8", errors="replace")
+
+
+def _int(value: int | memoryview) -> int:
+    if not isinstance(value, int):
+        raise _Malformed("an integer is encoded as bytes")
+    return value - (1 << 64) if value >= 1 << 63 else value  # int64 two's complement
 
 
 def _tensor_is_external(tensor: memoryview) -> bool:
@@ -113,13 +123,13 @@ def _value_info(buf: memoryview) -> tuple[str, tuple[int, tuple[int | None, ...]
                     continue
                 for en, ev in _fields(tv):
                     if en == 1:
-                        elem_type = ev
+                        elem_type = _int(ev)
                     elif en == 2:
                         for _, dim in _fields(ev):
                             value = None
                             for dn, dv in _fields(dim):
                                 if dn == 1:
-                                    value = dv - (1 << 64) if dv >= 1 << 63 else dv
+                                    value = _int(dv)
                             dims.append(value)
     return name, (elem_type, tuple(dims))
 
@@ -176,11 +186,11 @@ def read_onnx(onnx_bytes: bytes) -> GraphSummary:
                     if on == 1:
                         domain = _text(ov)
                     elif on == 2:
-                        version = ov
+                        version = _int(ov)
                 summary.opsets[domain] = version
             elif n == 25:
                 summary.has_functions = True
-    except (_Malformed, TypeError) as exc:
+    except _Malformed as exc:
         raise BundleRejected(
             "malformed_onnx", f"ONNX bytes do not parse ({exc}); re-export the policy"
         ) from exc

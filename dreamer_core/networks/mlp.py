@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -31,7 +33,7 @@ class MLP(nn.Module):
                  zero_init_output: bool = False):
         super().__init__()
         dims = [in_dim] + [units] * layers
-        self.hidden = nn.Sequential(*(NormLinear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)))
+        self.hidden = nn.Sequential(*(NormLinear(a, b) for a, b in itertools.pairwise(dims)))
         self.out = nn.Linear(dims[-1], out_dim) if out_dim is not None else None
         if self.out is not None and zero_init_output:
             nn.init.zeros_(self.out.weight)

@@ -128,6 +128,17 @@ class SafetyConfig(_Strict):
     soft_start_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
 
 
+class TrustConfig(_Strict):
+    """Model-trust gate (DESIGN.md §7): a candidate policy is promoted only when all checks pass."""
+
+    open_loop_steps: Annotated[int, Field(ge=1)] = 15  # k: prior steps rolled with the logged actions
+    max_reward_error: PositiveFloat = 2.0  # mean |predicted - real| reward at step k
+    max_continue_error: Annotated[float, Field(gt=0, le=1)] = 0.5  # mean |predicted - real| continue at k
+    # Improvement (advantage) at H/2 must keep at least this share of that at H: an improvement that
+    # vanishes with a shorter horizon feeds on model bias far from the data.
+    min_horizon_retention: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
 class TopicsConfig(_Strict):
     """ROS topic names (relative names resolve in the node's namespace)."""
 
@@ -185,6 +196,7 @@ class RobotConfig(_Strict):
     reward: RewardConfig
     episode: EpisodeConfig
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
     sim: SimConfig | None = None
 

@@ -19,11 +19,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamer_core.algorithms.agent import Agent
-from dreamer_core.algorithms.trust import TrustThresholds, evaluate_trust
+from dreamer_core.algorithms.promotion import evaluate_trust
 from dreamer_core.config import load_agent_config
 from dreamer_core.deploy import PolicyBundle, build_bundle, load_private_key, save_bundle_file
 from dreamer_core.deploy.export import export_agent
-from dreamer_core.storage import ReplayStore
+from dreamer_core.storage import NotEnoughDataError, ReplayStore
 
 
 class LearnerSettings(BaseModel):
@@ -42,8 +42,9 @@ class LearnerSettings(BaseModel):
     checkpoint_every_updates: int = Field(50, ge=1)
     updates_per_iteration: int = Field(5, ge=1)
     torch_threads: int = Field(1, ge=1)
+    # Niceness increment of the learner process: on a shared machine the robot-side processes come first.
+    nice: int = Field(10, ge=0, le=19)
     private_key: Path | None = None
-    trust: TrustThresholds = TrustThresholds()
 
 
 def _atomic_json(path: Path, data: dict) -> None:
@@ -62,6 +63,8 @@ class LearnerRunner:
         self.settings = settings
         self.log = log
         torch.set_num_threads(settings.torch_threads)
+        if settings.nice:
+            os.nice(settings.nice)
         self.device = "cuda" if settings.device == "auto" and torch.cuda.is_available() else (
             "cpu" if settings.device == "auto" else settings.device)
         self.run_dir = Path(settings.run_dir)
@@ -124,7 +127,11 @@ class LearnerRunner:
             return []
         n = min(self.updates_owed(), self.settings.updates_per_iteration)
         for _ in range(n):
-            metrics = self.agent.train_step(self._batch())
+            try:
+                batch = self._batch()
+            except NotEnoughDataError:
+                return []  # enough steps, but no session holds a whole sequence yet
+            metrics = self.agent.train_step(batch)
             self.state["updates"] += 1
             step = self.state["updates"]
             for key, value in metrics.items():
@@ -147,7 +154,10 @@ class LearnerRunner:
         """Check model trust on held-out real sequences; export, sign and record a promotion."""
         step = self.state["updates"]
         self.state["last_export_update"] = step
-        report = evaluate_trust(self.agent, self._batch(), self.settings.trust)
+        # Recency-biased: the newest real data is the least trained on, the closest to held out.
+        cfg = self.agent.config
+        check = self.store.sample(cfg.batch_size, cfg.seq_len, rng=self.rng, recency=1.0)
+        report = evaluate_trust(self.agent, check, self.robot.trust)
         for key, value in report.metrics.items():
             self.writer.add_scalar(f"trust/{key}", value, step)
         version = self.state["policy_version"] + 1

@@ -1,7 +1,7 @@
 """``dreamer-replay``: inspect a replay store and export it for offline analysis.
 
-    dreamer-replay info DIR [--json]
-    dreamer-replay export DIR OUT.npz [--robot ID] [--session ID]
+dreamer-replay info DIR [--json]
+dreamer-replay export DIR OUT.npz [--robot ID] [--session ID]
 """
 
 from __future__ import annotations

@@ -49,9 +49,7 @@ def checked_vector(value, size: int, name: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"Transition.{name} is not numeric: {exc}") from None
     if array.shape != (size,):
-        raise ValueError(
-            f"Transition.{name} has shape {array.shape}; this store holds {name} of shape ({size},)"
-        )
+        raise ValueError(f"Transition.{name} has shape {array.shape}; this store holds {name} of shape ({size},)")
     # A finite sum proves every element finite (NaN/inf propagate); only then skip the full check.
     if not math.isfinite(float(array.sum())) and not np.isfinite(array).all():
         bad = int(np.argmin(np.isfinite(array)))
@@ -59,12 +57,15 @@ def checked_vector(value, size: int, name: str) -> np.ndarray:
     return array
 
 
-def checked_scalars(t: Transition) -> tuple[int, float, int, float]:
-    """(seq, reward, policy_version, stamp) of ``t`` validated, or a ValueError naming the field."""
-    for name in ("robot_id", "session_id"):
-        value = getattr(t, name)
+def check_ids(robot_id, session_id) -> None:
+    """A ValueError naming the field unless both ids are non-empty strings."""
+    for name, value in (("robot_id", robot_id), ("session_id", session_id)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"Transition.{name} must be a non-empty string, got {value!r}")
+
+
+def checked_scalars(t: Transition) -> tuple[int, float, int, float]:
+    """(seq, reward, policy_version, stamp) of ``t`` validated, or a ValueError naming the field."""
     seq, version = int(t.seq), int(t.policy_version)
     if not 0 <= seq < 2**63:
         raise ValueError(f"Transition.seq must be in [0, 2**63), got {seq}")

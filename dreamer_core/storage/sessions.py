@@ -7,11 +7,35 @@ whole session's figures, and eviction never changes what ``sessions()`` reports.
 
 from __future__ import annotations
 
+import json
+import zlib
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
-from .chunk import FIRST, LAST, RESET
+from .chunk import FIRST, LAST, RESET, atomic_write
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    """Write a session's meta.json atomically, with a CRC32 of its content."""
+    body = json.dumps(meta, sort_keys=True)
+    atomic_write(path, json.dumps({**meta, "crc32": zlib.crc32(body.encode())}).encode())
+
+
+def read_meta(path: Path) -> dict:
+    """Read a session's meta.json; ValueError when it is not JSON or fails its checksum.
+
+    The checksum matters: a flipped digit in ``evicted_chunks`` would otherwise look like
+    an interrupted eviction and get chunks deleted.
+    """
+    meta = json.loads(path.read_text())
+    if not isinstance(meta, dict) or "crc32" not in meta:
+        raise ValueError("no checksum")
+    crc = meta.pop("crc32")
+    if zlib.crc32(json.dumps(meta, sort_keys=True).encode()) != crc:
+        raise ValueError("checksum mismatch")
+    return meta
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Layout of a store directory::
     store.json                         format version, obs_dim, act_dim, chunk_length
     writer.lock                        flock'd by the one writer; holds its pid
     sessions/<robot>--<session>--<hash>/
-        meta.json                      robot_id, session_id, created, evicted_chunks, evicted summary
+        meta.json                      robot_id, session_id, created, evicted_chunks, evicted summary, crc32
         chunk-00000000.rpc ...         sealed chunks (written atomically, CRC32 over the payload)
         tail-00000001.rpt              the open chunk's durable rows (CRC32 per record)
 
@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import re
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,14 +32,17 @@ import numpy as np
 from tqdm import tqdm
 
 from .chunk import (
+    CHUNK_MAGIC,
     FIRST,
     FORMAT_VERSION,
     LAST,
     RESET,
+    TAIL_MAGIC,
     TERMINAL,
     CorruptFileError,
     atomic_write,
     create_tail,
+    decode_header,
     fsync_dir,
     read_chunk,
     read_tail,
@@ -47,9 +52,9 @@ from .chunk import (
     write_all,
     write_chunk,
 )
-from .records import AddResult, Transition, checked_scalars, checked_vector
+from .records import AddResult, Transition, check_ids, checked_scalars, checked_vector
 from .sampler import Segments, draw_starts, gather
-from .sessions import SessionInfo, Summary, fold
+from .sessions import SessionInfo, Summary, fold, read_meta, write_meta
 
 _CHUNK_RE = re.compile(r"^chunk-(\d{8,})\.rpc$")
 _TAIL_RE = re.compile(r"^tail-(\d{8,})\.rpt$")
@@ -69,12 +74,37 @@ class ReplayWarning(RuntimeWarning):
     """Something on disk was damaged and skipped or cut (the message names the file)."""
 
 
+def _locked(method: Callable) -> Callable:
+    """Serialise calls: a node may add from a subscription and flush from a timer thread."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _session_meta(robot_id: str, session_id: str, created: float, evicted_chunks: int, evicted: Summary) -> dict:
+    """Content of a session's meta.json."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "robot_id": robot_id,
+        "session_id": session_id,
+        "created": created,
+        "evicted_chunks": evicted_chunks,
+        "evicted": evicted.to_dict(),
+    }
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:40]
 
 
 @dataclass
 class _Chunk:
+    """A sealed chunk as held by this process."""
+
     index: int
     serial: int  # store-wide sealing order, for oldest-first eviction
     rows: np.ndarray
@@ -85,6 +115,8 @@ class _Chunk:
 
 @dataclass
 class _Stream:
+    """One (robot_id, session_id) stream: its sealed chunks, open rows and counters."""
+
     robot_id: str
     session_id: str
     directory: Path
@@ -100,17 +132,13 @@ class _Stream:
     next_seq: int | None = None
     after_last: bool = False
     duplicates: int = 0
-    evicted_steps: int = 0
+    evicted: Summary = field(default_factory=Summary)  # rows of evicted chunks, folded (as in meta.json)
     evicted_chunks: int = 0
     segments: Segments | None = None  # cache for sampling; None when stale
 
     @property
-    def sealed_rows(self) -> int:
-        return sum(len(c.rows) for c in self.chunks)
-
-    @property
     def num_rows(self) -> int:
-        return self.sealed_rows + self.n_open
+        return sum(len(c.rows) for c in self.chunks) + self.n_open
 
     def open_view(self) -> np.ndarray:
         return self.open_rows[: self.n_open]
@@ -120,11 +148,6 @@ class _Stream:
 
     def chunk_path(self, index: int) -> Path:
         return self.directory / f"chunk-{index:08d}.rpc"
-
-    def last_seq(self) -> int | None:
-        if self.n_open:
-            return int(self.open_rows[self.n_open - 1]["seq"])
-        return self.sealed.last_seq
 
 
 class ReplayStore:
@@ -185,6 +208,7 @@ class ReplayStore:
         self._next_serial = 0
         self._last_flush = time.monotonic()
         self._closed = False
+        self._mutex = threading.RLock()
         if not readonly:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock()
@@ -194,6 +218,8 @@ class ReplayStore:
             if not readonly:
                 (self.directory / "sessions").mkdir(exist_ok=True)
             self._load(initial=True)
+            if not readonly:
+                self._evict()  # the capacity may be lower than in the last run
         except BaseException:
             self._unlock()
             raise
@@ -253,9 +279,7 @@ class ReplayStore:
                 f"{path} is damaged ({exc!r}); it must hold obs_dim, act_dim and format_version"
             ) from None
         if version != FORMAT_VERSION:
-            raise ReplayStoreError(
-                f"{path}: format version {version} is not supported (expected {FORMAT_VERSION})"
-            )
+            raise ReplayStoreError(f"{path}: format version {version} is not supported (expected {FORMAT_VERSION})")
         for name, asked, have in (("obs_dim", obs_dim, stored[0]), ("act_dim", act_dim, stored[1])):
             if asked is not None and asked != have:
                 raise ReplayStoreError(
@@ -274,7 +298,7 @@ class ReplayStore:
         """Bring memory in line with the disk; returns the number of new rows."""
         root = self.directory / "sessions"
         dirs = sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
-        before = self.num_steps
+        before = self._recorded()
         todo = [self._by_dir.get(p.name) or p for p in dirs]
         show = self._progress and initial and len(dirs) > 1
         for item in tqdm(todo, desc="loading replay sessions", unit="session", disable=not show):
@@ -283,19 +307,31 @@ class ReplayStore:
                 for _attempt in range(5):
                     if self._sync(stream):
                         break
-        return self.num_steps - before
+        return self._recorded() - before
+
+    def _recorded(self) -> int:
+        """Steps ever stored (evicted ones too): grows by exactly the newly loaded rows."""
+        return sum(s.sealed.steps + s.n_open for s in self._streams.values())
 
     def _discover(self, directory: Path) -> _Stream | None:
         meta_path = directory / "meta.json"
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = read_meta(meta_path)
             robot_id, session_id = str(meta["robot_id"]), str(meta["session_id"])
             created = float(meta["created"])
         except FileNotFoundError:
-            return None  # a writer is creating it right now (or crashed before meta.json was durable)
+            if self.readonly:
+                return None  # a writer is creating it right now
+            identity = self._identify(directory)
+            if identity is None:
+                return None
+            robot_id, session_id, created = identity
         except (ValueError, KeyError, TypeError):
-            self._warn(meta_path, f"{meta_path} is damaged; session directory {directory} skipped")
-            return None
+            identity = self._identify(directory)
+            self._warn(meta_path, f"{meta_path} is damaged; session identity taken from its data files")
+            if identity is None:
+                return None
+            robot_id, session_id, created = identity
         stream = _Stream(robot_id, session_id, directory, created)
         if (robot_id, session_id) in self._streams:
             self._warn(directory, f"{directory} repeats session {robot_id}/{session_id}; skipped")
@@ -304,10 +340,29 @@ class ReplayStore:
         self._by_dir[directory.name] = stream
         return stream
 
+    def _identify(self, directory: Path) -> tuple[str, str, float] | None:
+        """(robot_id, session_id, created) from the first readable data file header; the writer
+        rewrites meta.json from it (the evicted-data summary, if any, is lost with meta.json)."""
+        for path in sorted(directory.iterdir()):
+            magic = CHUNK_MAGIC if _CHUNK_RE.match(path.name) else TAIL_MAGIC if _TAIL_RE.match(path.name) else None
+            if magic is None:
+                continue
+            try:
+                with open(path, "rb") as f:
+                    header, _ = decode_header(f.read(1 << 16), magic, path)
+                robot_id, session_id = str(header["robot_id"]), str(header["session_id"])
+            except (OSError, CorruptFileError, KeyError):
+                continue
+            created = directory.stat().st_mtime
+            if not self.readonly:
+                write_meta(directory / "meta.json", _session_meta(robot_id, session_id, created, 0, Summary()))
+            return robot_id, session_id, created
+        return None
+
     def _read_meta(self, stream: _Stream) -> dict:
         path = stream.directory / "meta.json"
         try:
-            return json.loads(path.read_text())
+            return read_meta(path)
         except (OSError, ValueError) as exc:
             self._warn(path, f"{path} unreadable ({exc}); keeping the evicted-data summary seen before")
             return {}
@@ -337,8 +392,9 @@ class ReplayStore:
             except FileNotFoundError:
                 continue
             except CorruptFileError as exc:
-                self._warn(path, f"{exc}; tail skipped")
-                self._quarantine(path)
+                if not self.readonly:  # a reader may be looking at a tail being created right now
+                    self._warn(path, f"{exc}; tail skipped")
+                    self._quarantine(path)
                 continue
             if (header.get("robot_id"), header.get("session_id")) != (s.robot_id, s.session_id):
                 self._warn(path, f"{path} belongs to another session; skipped")
@@ -352,15 +408,18 @@ class ReplayStore:
         meta = self._read_meta(s)
         evicted_chunks = int(meta.get("evicted_chunks", s.evicted_chunks))
         first_load = not s.chunks and s.n_open == 0 and s.sealed.steps == 0
-        if first_load:
-            s.sealed = Summary.from_dict(meta.get("evicted"))
-            s.evicted_steps = s.sealed.steps
         chunk_indices = {int(m.group(1)): name for name in listing if (m := _CHUNK_RE.match(name))}
         kept = [c for c in s.chunks if c.index >= evicted_chunks and c.index in chunk_indices]
-        s.evicted_steps += sum(len(c.rows) for c in s.chunks if c not in kept)
-        changed = len(kept) != len(s.chunks)
+        if first_load or evicted_chunks != s.evicted_chunks:
+            # Rows evicted since the last look may never have been loaded here: fold again from
+            # the writer's summary of everything evicted.
+            s.evicted = Summary.from_dict(meta.get("evicted"))
+            s.sealed = s.evicted
+            for c in kept:
+                s.sealed = fold(s.sealed, c.rows)
         s.chunks, s.evicted_chunks = kept, evicted_chunks
         last_index = max((c.index for c in s.chunks), default=-1)
+        held = self._held_bytes()
         for index in sorted(chunk_indices):
             path = s.directory / chunk_indices[index]
             if index < evicted_chunks:
@@ -370,21 +429,21 @@ class ReplayStore:
             if index <= last_index or path in self._reported:
                 continue
             try:
-                header, rows, nbytes = read_chunk(path, self._dtype, mmap=self._over_budget())
+                mmap = self.memory_budget_bytes is not None and held >= self.memory_budget_bytes
+                header, rows, nbytes = read_chunk(path, self._dtype, mmap=mmap)
                 self._check_rows(path, header, rows, s)
             except FileNotFoundError:
-                if first_load:
-                    return False
-                continue
+                return False  # evicted meanwhile (meta.json already says so): look again
             except CorruptFileError as exc:
                 self._warn(path, f"{exc}; chunk skipped")
                 self._quarantine(path)
                 continue
             serial = int(header.get("serial", 0))
-            s.chunks.append(_Chunk(index, serial, rows, path, nbytes, not isinstance(rows, np.memmap)))
+            s.chunks.append(_Chunk(index, serial, rows, path, nbytes, not mmap))
+            held += 0 if mmap else nbytes
             s.sealed = fold(s.sealed, rows)
             self._next_serial = max(self._next_serial, serial + 1)
-            last_index, changed = index, True
+            last_index = index
         # Open rows: durable tail records past the last sealed row, in seq order.
         last_seq = s.sealed.last_seq
         pieces = []
@@ -409,7 +468,6 @@ class ReplayStore:
         indices = [int(m.group(1)) for n in listing if (m := _ANY_INDEX_RE.match(n))]
         s.open_index = max([last_index + 1, evicted_chunks, *[i + 1 for i in indices]])
         if self.readonly:
-            changed |= len(open_rows) != s.n_open
             s.open_rows, s.n_open, s.n_durable = open_rows, len(open_rows), len(open_rows)
             s.tail_size = open_rows.nbytes  # approximate: excludes the tail header
         else:
@@ -421,8 +479,7 @@ class ReplayStore:
             else (int(s.chunks[-1].rows[-1]["flags"]) if s.chunks else 0)
         )
         s.after_last = bool(last_flags & LAST)
-        if changed:
-            s.segments = None
+        s.segments = None
         return True
 
     def _check_rows(self, path: Path, header: dict, rows: np.ndarray, s: _Stream) -> None:
@@ -433,9 +490,7 @@ class ReplayStore:
         if len(seq) == 0 or np.any(np.diff(seq) <= 0):
             raise CorruptFileError(f"{path}: rows empty or seq not increasing")
         if s.sealed.last_seq is not None and seq[0] <= s.sealed.last_seq:
-            raise CorruptFileError(
-                f"{path}: seq {seq[0]} overlaps rows already loaded (up to {s.sealed.last_seq})"
-            )
+            raise CorruptFileError(f"{path}: seq {seq[0]} overlaps rows already loaded (up to {s.sealed.last_seq})")
 
     def _recover_open(self, s: _Stream, rows: np.ndarray, tail_indices: list[int]) -> None:
         """Writer: rewrite the recovered open rows as one clean tail and reopen it for appending."""
@@ -452,11 +507,9 @@ class ReplayStore:
             if s.n_open >= self.chunk_length:
                 self._seal(s)
 
-    def _over_budget(self) -> bool:
-        if self.memory_budget_bytes is None:
-            return False
-        held = sum(c.nbytes for s in self._streams.values() for c in s.chunks if c.in_memory)
-        return held >= self.memory_budget_bytes
+    def _held_bytes(self) -> int:
+        """Bytes of sealed chunk rows held in memory (not memory-mapped)."""
+        return sum(c.nbytes for s in self._streams.values() for c in s.chunks if c.in_memory)
 
     # ----------------------------------------------------------------- writing
 
@@ -464,9 +517,7 @@ class ReplayStore:
         if self._closed:
             raise ReplayStoreError(f"replay store {self.directory} is closed")
         if self.readonly:
-            raise ReplayStoreError(
-                f"replay store {self.directory} is open readonly; open it as the writer to add"
-            )
+            raise ReplayStoreError(f"replay store {self.directory} is open readonly; open it as the writer to add")
 
     def _tail_header(self, s: _Stream) -> dict:
         return {
@@ -482,16 +533,10 @@ class ReplayStore:
         directory = self.directory / "sessions" / f"{_slug(robot_id)}--{_slug(session_id)}--{digest}"
         s = _Stream(robot_id, session_id, directory, time.time())
         try:
-            directory.mkdir(exist_ok=True)
-            meta = {
-                "format_version": FORMAT_VERSION,
-                "robot_id": robot_id,
-                "session_id": session_id,
-                "created": s.created,
-                "evicted_chunks": 0,
-                "evicted": None,
-            }
-            atomic_write(directory / "meta.json", json.dumps(meta).encode())
+            if directory.exists():  # left without readable identity by a crash: keep it aside, unused
+                directory.rename(directory.with_name(f"{directory.name}.orphan-{time.time_ns()}"))
+            directory.mkdir()
+            write_meta(directory / "meta.json", _session_meta(robot_id, session_id, s.created, 0, Summary()))
             fsync_dir(directory.parent)
         except OSError as exc:
             raise self._write_error(directory / "meta.json", exc) from exc
@@ -510,17 +555,22 @@ class ReplayStore:
         error.filename = str(path)
         return error
 
+    @_locked
     def add(self, t: Transition) -> AddResult:
         """Append one transition to its stream (dropped as a duplicate if its seq is not new).
 
         Invalid input (wrong size, NaN/inf, bad ids) raises ValueError and stores nothing.
         A ReplayWriteError means the transition is held but a flush or seal failed.
         """
-        self._check_writable()
+        if self.readonly or self._closed:
+            self._check_writable()
         seq, reward, version, stamp = checked_scalars(t)
         obs = checked_vector(t.obs, self.obs_dim, "obs")
         action = checked_vector(t.action, self.act_dim, "action")
-        s = self._streams.get((t.robot_id, t.session_id)) or self._new_stream(t.robot_id, t.session_id)
+        s = self._streams.get((t.robot_id, t.session_id))
+        if s is None:
+            check_ids(t.robot_id, t.session_id)
+            s = self._new_stream(t.robot_id, t.session_id)
         if s.next_seq is not None and seq < s.next_seq:
             s.duplicates += 1
             return AddResult.DUPLICATE
@@ -539,9 +589,11 @@ class ReplayStore:
         s.segments = None
         if s.n_open >= self.chunk_length:
             self._seal(s)
-        self.maybe_flush()
+        if time.monotonic() - self._last_flush >= self.durability_interval:
+            self.flush()
         return AddResult.GAP if gap else AddResult.ADDED
 
+    @_locked
     def maybe_flush(self) -> bool:
         """Flush when ``durability_interval`` has passed since the last flush; call it from a
         timer so an idle writer's rows become durable too. Returns whether it flushed."""
@@ -550,6 +602,7 @@ class ReplayStore:
         self.flush()
         return True
 
+    @_locked
     def flush(self) -> None:
         """Make every stream's open rows durable now (append to the tail file and fsync)."""
         self._check_writable()
@@ -598,7 +651,7 @@ class ReplayStore:
             s.tail_fd = None
         s.tail_path(s.open_index).unlink(missing_ok=True)
         sealed = rows.copy() if len(rows) < len(s.open_rows) else s.open_rows
-        in_memory = not self._over_budget()
+        in_memory = self.memory_budget_bytes is None or self._held_bytes() < self.memory_budget_bytes
         if not in_memory:
             _, sealed, _ = read_chunk(path, self._dtype, mmap=True)
         s.chunks.append(_Chunk(s.open_index, self._next_serial, sealed, path, nbytes, in_memory))
@@ -620,20 +673,20 @@ class ReplayStore:
                 return  # only open chunks left; they are never evicted
             s = min(candidates, key=lambda st: st.chunks[0].serial)
             chunk = s.chunks[0]
-            meta = self._read_meta(s)
-            evicted = fold(Summary.from_dict(meta.get("evicted")), chunk.rows)
-            meta.update(evicted_chunks=chunk.index + 1, evicted=evicted.to_dict())
+            evicted = fold(s.evicted, chunk.rows)
+            meta = _session_meta(s.robot_id, s.session_id, s.created, chunk.index + 1, evicted)
             try:
-                atomic_write(s.directory / "meta.json", json.dumps(meta).encode())
+                write_meta(s.directory / "meta.json", meta)
                 chunk.path.unlink()
                 fsync_dir(s.directory)
             except OSError as exc:
                 raise self._write_error(chunk.path, exc) from exc
             s.chunks.pop(0)
             s.evicted_chunks = chunk.index + 1
-            s.evicted_steps += len(chunk.rows)
+            s.evicted = evicted
             s.segments = None
 
+    @_locked
     def close(self) -> None:
         """Flush, close files and release the writer lock (idempotent)."""
         if self._closed:
@@ -657,9 +710,10 @@ class ReplayStore:
 
     # ----------------------------------------------------------------- reading
 
+    @_locked
     def refresh(self) -> int:
         """Reader: load chunks sealed and tail rows made durable by the writer since the last
-        call (and forget evicted chunks); returns the number of new steps."""
+        call (and forget evicted chunks); returns the number of new steps (not net of eviction)."""
         if self._closed:
             raise ReplayStoreError(f"replay store {self.directory} is closed")
         if not self.readonly:
@@ -675,6 +729,7 @@ class ReplayStore:
             s.segments = Segments(arrays, np.cumsum([len(a) for a in arrays], dtype=np.int64))
         return s.segments
 
+    @_locked
     def sample(
         self,
         batch_size: int,
@@ -742,15 +797,15 @@ class ReplayStore:
         """Bytes of chunk and tail files (as tracked; excludes metadata files)."""
         return sum(sum(c.nbytes for c in s.chunks) + s.tail_size for s in self._streams.values())
 
+    @_locked
     def sessions(self) -> list[SessionInfo]:
         """Every session ever recorded (evicted ones too), in store order."""
         return [
-            SessionInfo.from_summary(
-                s.robot_id, s.session_id, fold(s.sealed, s.open_view()), s.num_rows, s.duplicates
-            )
+            SessionInfo.from_summary(s.robot_id, s.session_id, fold(s.sealed, s.open_view()), s.num_rows, s.duplicates)
             for s in self._ordered()
         ]
 
+    @_locked
     def stats(self) -> dict:
         """Store-wide counters (see docs/replay.md for each key)."""
         infos = self.sessions()
@@ -762,12 +817,11 @@ class ReplayStore:
             "episodes": sum(i.episodes for i in infos),
             "duplicates": sum(s.duplicates for s in streams),
             "gaps": sum(i.gaps for i in infos),
-            "evicted_steps": sum(s.evicted_steps for s in streams),
+            "evicted_steps": sum(s.evicted.steps for s in streams),
             "chunks": sum(len(s.chunks) for s in streams),
             "pending_steps": sum(s.n_open - s.n_durable for s in streams),
             "disk_bytes": self.disk_bytes,
-            "memory_bytes": sum(c.nbytes for s in streams for c in s.chunks if c.in_memory)
-            + sum(s.open_rows.nbytes for s in streams if s.open_rows is not None),
+            "memory_bytes": self._held_bytes() + sum(s.open_rows.nbytes for s in streams if s.open_rows is not None),
             "damaged_files": len(self._reported),
             "torn_records": self._torn_records,
         }

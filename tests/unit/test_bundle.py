@@ -8,12 +8,14 @@ import json
 import logging
 import stat
 import zipfile
+from pathlib import Path
 
 import deploy_helpers as helpers
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dreamer_core.deploy import (
+    REASONS,
     BundleRejected,
     authenticate,
     build_bundle,
@@ -180,3 +182,8 @@ def test_keys_with_loose_permissions_or_of_the_wrong_kind_are_refused(tmp_path):
         load_public_key(key_path)
     with pytest.raises(FileNotFoundError, match="keygen"):
         load_private_key(tmp_path / "missing.key")
+
+
+def test_docs_explain_every_refusal_reason():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "policy_bundles.md").read_text()
+    assert [reason for reason in REASONS if f"`{reason}`" not in text] == []

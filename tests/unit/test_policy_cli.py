@@ -35,18 +35,19 @@ def spec_json(tmp_path):
     return path
 
 
-def test_keygen_writes_owner_only_private_key_and_refuses_to_overwrite(keys, capsys):
-    key, pub = keys
+def test_keygen_writes_owner_only_private_key_and_refuses_to_overwrite(tmp_path, capsys):
+    assert main(["keygen", "--out", str(tmp_path)]) == 0
+    key, pub = tmp_path / "policy_signing.key", tmp_path / "policy_signing.pub"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and pub.is_file()
     assert "fingerprint: SHA256:" in capsys.readouterr().out
-    assert main(["keygen", "--out", str(key.parent)]) == 1
+    assert main(["keygen", "--out", str(tmp_path)]) == 1
     assert "already exists" in capsys.readouterr().err
 
 
 def test_sign_then_verify_against_the_robot_spec(keys, unsigned_file, spec_json, capsys):
     key, pub = keys
     assert main(["verify", str(unsigned_file), "--pub", str(pub), "--spec-json", str(spec_json)]) == 1
-    assert "REFUSED [signature_missing]" in capsys.readouterr().err
+    assert "policy bundle refused (signature_missing)" in capsys.readouterr().err
     assert main(["sign", str(unsigned_file), "--key", str(key)]) == 0
     assert load_bundle_file(unsigned_file).signed
     assert main(["verify", str(unsigned_file), "--pub", str(pub), "--spec-json", str(spec_json)]) == 0
@@ -61,7 +62,7 @@ def test_verify_reports_a_tampered_bundle(keys, unsigned_file, spec_json, capsys
     tampered = dataclasses.replace(bundle, onnx=bundle.onnx[:100] + bytes([bundle.onnx[100] ^ 1]) + bundle.onnx[101:])
     save_bundle_file(tampered, signed_path)
     assert main(["verify", str(signed_path), "--pub", str(pub), "--spec-json", str(spec_json)]) == 1
-    assert "REFUSED [sha256_mismatch]" in capsys.readouterr().err
+    assert "policy bundle refused (sha256_mismatch)" in capsys.readouterr().err
 
 
 def test_verify_against_a_robot_config_by_name(keys, tmp_path, capsys):
@@ -77,7 +78,7 @@ def test_verify_against_a_robot_config_by_name(keys, tmp_path, capsys):
     assert main(["sign", str(other), "--key", str(key)]) == 0
     capsys.readouterr()
     assert main(["verify", str(other), "--pub", str(pub), "--robot-config", "a1_sim"]) == 1
-    assert "REFUSED [spec_mismatch]" in capsys.readouterr().err
+    assert "policy bundle refused (spec_mismatch)" in capsys.readouterr().err
 
 
 def test_inspect_prints_the_manifest_summary(unsigned_file, capsys):

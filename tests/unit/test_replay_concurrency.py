@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from replay_support import check_content, stored_seqs
+from replay_support import ACT, OBS, check_content, make, stored_seqs
 
 from dreamer_core.storage import ReplayStore
 
@@ -48,3 +48,21 @@ def test_reader_follows_a_live_writer(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_reader_forgets_evicted_chunks_and_keeps_session_totals(tmp_path):
+    writer = ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10, capacity_steps=60)
+    for seq in range(40):
+        writer.add(make(seq))
+    writer.flush()
+    reader = ReplayStore(tmp_path, readonly=True)
+    np.testing.assert_array_equal(stored_seqs(reader), np.arange(40))
+    for seq in range(40, 120):
+        writer.add(make(seq))
+    writer.flush()
+    assert reader.refresh() == 80
+    seqs = stored_seqs(reader)
+    np.testing.assert_array_equal(seqs, np.arange(seqs[0], 120))
+    assert seqs[0] >= 50 and reader.num_steps == writer.num_steps
+    assert reader.sessions()[0].steps == 120 and reader.sessions()[0].episodes == 12
+    writer.close()

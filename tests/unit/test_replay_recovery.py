@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +47,16 @@ def session_dir(root: Path) -> Path:
 
 @pytest.mark.slow
 def test_kill_9_mid_stream_loses_nothing_durable(tmp_path):
-    durable = kill_after_durable(writer_process(tmp_path, 10**7), 3000)
-    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=50) as s:
-        seqs = stored_seqs(s)
-        # Everything reported durable is there, exactly once, in order, with its content.
-        assert seqs[-1] >= durable
-        np.testing.assert_array_equal(seqs, np.arange(len(seqs)))
-        check_content(s)
-        resume = int(seqs[-1]) + 1
-    # A second crash after resuming (a producer resends from where the store stands).
-    durable = kill_after_durable(writer_process(tmp_path, 10**7, start=resume), resume + 2000)
+    resume = 0
+    for _crash in range(4):  # crash, recover, resume where the store stands (as a resending producer would)
+        durable = kill_after_durable(writer_process(tmp_path, 10**7, start=resume), resume + 1500)
+        with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=50) as s:
+            seqs = stored_seqs(s)
+            # Everything reported durable is there, exactly once, in order, with its content.
+            assert seqs[-1] >= durable
+            np.testing.assert_array_equal(seqs, np.arange(len(seqs)))
+            check_content(s)
+            resume = int(seqs[-1]) + 1
     with ReplayStore(tmp_path, readonly=True) as r:
         seqs = stored_seqs(r)
         assert seqs[-1] >= durable
@@ -159,3 +160,25 @@ def test_interrupted_seal_leaves_no_duplicates(tmp_path):
     with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10) as s:
         np.testing.assert_array_equal(stored_seqs(s), np.arange(20))
     assert not tail.exists()
+
+
+@pytest.mark.parametrize("damage", ["garble", "edit", "delete"])
+def test_lost_session_meta_is_rebuilt_from_data_files(tmp_path, damage):
+    write_sample(tmp_path, count=25)
+    meta = session_dir(tmp_path) / "meta.json"
+    text = meta.read_text()
+    if damage == "garble":
+        meta.write_text("{")
+    elif damage == "edit":  # still valid JSON, but would claim chunk 0 was evicted: the checksum catches it
+        assert '"evicted_chunks": 0' in text
+        meta.write_text(text.replace('"evicted_chunks": 0', '"evicted_chunks": 1'))
+    else:
+        meta.unlink()
+    with pytest.warns(ReplayWarning, match="meta.json is damaged") if damage != "delete" else nullcontext():
+        s = ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10)
+    with s:
+        np.testing.assert_array_equal(stored_seqs(s), np.arange(25))
+        s.add(make(25))
+    with ReplayStore(tmp_path, readonly=True) as r:
+        np.testing.assert_array_equal(stored_seqs(r), np.arange(26))
+        assert [(i.robot_id, i.session_id) for i in r.sessions()] == [("robot", "s0")]

@@ -202,3 +202,12 @@ def test_session_metadata_persisted_and_listed(tmp_path):
     assert [(i.robot_id, i.session_id, i.steps) for i in infos] == [("a1", "morning", 25), ("go1", "noon", 5)]
     assert infos[0].episodes == 2 and infos[1].episodes == 0  # go1's episode never ended
     assert infos[1].policy_versions == [7]
+
+
+def test_lower_capacity_applies_on_reopen(tmp_path):
+    with open_store(tmp_path, chunk_length=10) as s:
+        for seq in range(100):
+            s.add(make(seq))
+    with open_store(tmp_path, chunk_length=10, capacity_steps=35) as s:
+        np.testing.assert_array_equal(stored_seqs(s), np.arange(70, 100))
+        assert s.sessions()[0].steps == 100

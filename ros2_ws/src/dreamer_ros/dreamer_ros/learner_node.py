@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
@@ -54,6 +55,7 @@ class LearnerNode(Node):
         self._running = True
         self._error = ""
         self._status: dict[str, object] = {"state": "starting"}
+        self._next_progress_log = 1
         self._thread = threading.Thread(target=self._train_loop, daemon=True, name="learner")
         self._thread.start()
         self.create_timer(1.0, self._publish_diagnostics)
@@ -63,12 +65,22 @@ class LearnerNode(Node):
         while self._running:
             try:
                 bundles = self.runner.iterate()
-            except ValueError as exc:  # e.g. a batch with non-finite values: skip it, keep the model
-                self._error = str(exc)
-                self.get_logger().error(f"training step refused: {exc}")
+            except Exception as exc:  # noqa: BLE001 - keep training; the model is left unchanged
+                # e.g. a batch with non-finite values (ValueError) or a chunk being replaced on disk.
+                self._error = f"{type(exc).__name__}: {exc}"
+                self.get_logger().error(f"learner iteration failed, retrying in 1 s: {self._error}")
+                self.get_logger().debug(traceback.format_exc())
+                time.sleep(1.0)
                 continue
             for bundle in bundles:
                 self._bundle_pub.publish(bundle_to_msg(bundle))
+            updates = self.runner.state["updates"]
+            if updates >= self._next_progress_log:
+                self._next_progress_log = updates + 50
+                self.get_logger().info(
+                    f"update {updates}, policy v{self.runner.state['policy_version']}, "
+                    f"{self.runner.policy_steps} replay steps"
+                )
             ready, owed = self.runner.ready(), self.runner.updates_owed()
             # Diagnostics read this snapshot; only this thread touches the runner.
             self._status = {
@@ -99,6 +111,7 @@ class LearnerNode(Node):
         self._thread.join(timeout=30.0)
         self.runner.checkpoint()
         self.runner.close()
+        self.get_logger().info(f"stopped at update {self.runner.state['updates']}; checkpoint saved")
 
 
 def main(args=None) -> None:

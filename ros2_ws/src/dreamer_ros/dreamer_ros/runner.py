@@ -32,10 +32,10 @@ def node_command(spec: NodeSpec, params_dir: Path) -> list[str]:
     cmd = [str(exe), "--ros-args", "-r", f"__node:={spec.name}"]
     if spec.namespace:
         cmd += ["-r", f"__ns:={spec.namespace}"]
-    for item in spec.parameters:
+    for index, item in enumerate(spec.parameters):
         if isinstance(item, dict):
-            # launch_ros writes dict parameters to a temporary file too.
-            path = params_dir / f"{spec.name}.overrides.yaml"
+            # launch_ros writes dict parameters to a temporary file too; later files win.
+            path = params_dir / f"{spec.name}.{index}.yaml"
             path.write_text(yaml.safe_dump({"/**": {"ros__parameters": item}}))
             item = str(path)
         cmd += ["--params-file", item]

@@ -3,35 +3,49 @@
 from __future__ import annotations
 
 import signal
+import threading
+import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
 
-def run_node(factory, args=None, threads: int = 2) -> None:
+def run_node(factory, args=None) -> None:
     """Spin the node `factory()` builds until SIGINT/SIGTERM, then call its `stop()` before shutdown.
 
-    rclpy's own signal handler would invalidate the context while worker threads
-    (control loop, simulator, learner) still publish; we stop them first instead.
+    The executor spins in a background thread and the main thread only waits for a
+    signal: rclpy's own handler would invalidate the context while worker threads
+    (control loop, simulator, learner) still publish, so we stop them first.
+    `spin()` (not a `spin_once` loop) keeps the executor's Python overhead, and so
+    its hold on the GIL, low: the control thread needs the GIL at every tick.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     # Explicit: a shell starts background jobs with SIGINT ignored.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.default_int_handler)
     node = factory()
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
+    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True, name="executor")
+    spinner.start()
     try:
-        # Short waits: a Python signal handler only runs between them.
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while spinner.is_alive():
+            time.sleep(0.2)  # not join(): an interrupted join leaves the thread's lock broken (CPython)
+    except KeyboardInterrupt:
         pass
     finally:
         stop = getattr(node, "stop", None)
         if stop is not None:
             stop()
-        executor.shutdown()
+        executor.shutdown(timeout_sec=2.0)
+        rclpy.try_shutdown()  # wakes the executor if it still waits
+        spinner.join(timeout=5.0)
         node.destroy_node()
-        rclpy.try_shutdown()
+
+
+def _spin(executor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass

@@ -1,0 +1,128 @@
+"""Start dreamer_ros nodes as separate processes and watch them over DDS (for integration tests)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from ament_index_python.packages import get_package_share_directory
+from diagnostic_msgs.msg import DiagnosticArray
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import SetBool
+
+from dreamer_ros import qos
+from dreamer_ros.runner import node_command
+from dreamer_ros.stacks import NodeSpec, stack_nodes
+
+CONFIG_DIR = Path(get_package_share_directory("dreamer_ros")) / "config"
+
+
+class NodeProcesses:
+    """Each node of a stack in its own process, with its output in logs/<name>.log."""
+
+    def __init__(self, run_dir: Path, env: dict[str, str], **stack_kwargs):
+        self.run_dir = run_dir
+        self.env = env
+        self.specs = {s.name: s for s in stack_nodes("sim", config_dir=CONFIG_DIR, run_dir=run_dir, **stack_kwargs)}
+        self.procs: dict[str, subprocess.Popen] = {}
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (run_dir / "params").mkdir(parents=True, exist_ok=True)
+
+    def override(self, name: str, **params) -> None:
+        spec: NodeSpec = self.specs[name]
+        spec.parameters.append(params)
+
+    def log(self, name: str) -> str:
+        return (self.run_dir / "logs" / f"{name}.log").read_text(errors="replace")
+
+    def start(self, name: str) -> None:
+        log = open(self.run_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        cmd = node_command(self.specs[name], self.run_dir / "params")
+        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill9(self, name: str) -> None:
+        self.procs[name].kill()
+        self.procs[name].wait()
+
+    def stop(self, name: str, timeout: float = 30.0) -> int:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for name in ("control_node", "learner_node", "replay_node", "sim_robot"):
+            if name in self.procs:
+                self.stop(name, timeout=15.0)
+
+
+class Monitor:
+    """A test-side ROS node: diagnostics per node, the command stream, e-stop and sim pause."""
+
+    def __init__(self, command_topic: str, estop_topic: str):
+        self.node = rclpy.create_node("e2e_monitor")
+        self.diag: dict[str, dict[str, str]] = {}
+        self.history: dict[str, list[dict[str, str]]] = {}
+        self.commands: list[tuple[float, tuple[float, ...]]] = []
+        self._lock = threading.Lock()
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self.node.create_subscription(Float64MultiArray, command_topic, self._on_command, qos.COMMAND)
+        self.estop = self.node.create_publisher(Bool, estop_topic, qos.ESTOP)
+        self.pause = self.node.create_client(SetBool, "/sim_robot/pause")
+        self._spinning = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._spinning:
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+
+    def _on_diag(self, msg) -> None:
+        with self._lock:
+            for status in msg.status:
+                name = status.name.split(":")[0]
+                values = {kv.key: kv.value for kv in status.values}
+                self.diag[name] = values
+                self.history.setdefault(name, []).append(values)
+
+    def _on_command(self, msg) -> None:
+        with self._lock:
+            self.commands.append((time.monotonic(), tuple(msg.data)))
+
+    def value(self, node: str, key: str, default=None):
+        with self._lock:
+            return self.diag.get(node, {}).get(key, default)
+
+    def wait_for(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; diagnostics: {self.diag}")
+
+    def commands_since(self, t0: float) -> list[tuple[float, ...]]:
+        with self._lock:
+            return [c for t, c in self.commands if t >= t0]
+
+    def set_pause(self, paused: bool) -> None:
+        assert self.pause.wait_for_service(timeout_sec=10.0), "sim_robot pause service missing"
+        future = self.pause.call_async(SetBool.Request(data=paused))
+        deadline = time.monotonic() + 10.0
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert future.done() and future.result().success
+
+    def close(self) -> None:
+        self._spinning = False
+        self._thread.join(timeout=2.0)
+        self.node.destroy_node()

@@ -1,0 +1,169 @@
+"""Agent-level behaviour: config loading, determinism, refusing bad batches, acting."""
+
+import numpy as np
+import pytest
+import torch
+from learner_helpers import ACT_DIM, OBS_DIM, TINY, random_batch, tiny_agent
+
+from dreamer_core.algorithms.agent import Agent
+from dreamer_core.config import AgentConfig, load_agent_config, preset_names
+from dreamer_core.distributions import gumbel_noise
+
+torch.set_num_threads(1)
+
+
+def _params(agent):
+    return {k: v.clone() for k, v in agent.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- config ----------------------------------------------------------------------------------
+def test_presets_load_and_s_is_the_dmc_recipe():
+    assert {"xs", "s", "m", "l"} <= set(preset_names())
+    for name in preset_names():
+        assert isinstance(load_agent_config(name), AgentConfig)
+    s = load_agent_config("s")
+    assert (s.deter, s.units, s.layers, s.stoch, s.classes) == (512, 512, 2, 32, 32)
+    assert (s.batch_size, s.seq_len, s.action_repeat, s.train_ratio) == (16, 64, 2, 512)
+    assert (s.model_lr, s.actor_lr, s.critic_lr, s.horizon, s.lam) == (1e-4, 3e-5, 3e-5, 15, 0.95)
+
+
+def test_config_errors_name_key_and_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("deter: 64\nunitz: 3\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*unitz"):
+        load_agent_config(path)
+    path.write_text("deter: -4\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*deter"):
+        load_agent_config(str(path))
+    with pytest.raises(ValueError, match=r"overrides.*horizon"):
+        load_agent_config("xs", {"horizon": 0})
+    with pytest.raises(ValueError, match=r"unknown agent preset 'xxl'.*xs"):
+        load_agent_config("xxl")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_agent_config(tmp_path / "missing.yaml")
+
+
+def test_yaml_path_and_overrides_apply(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("deter: 48\nunits: 40\n")
+    config = load_agent_config(path, {"horizon": 7})
+    assert (config.deter, config.units, config.horizon, config.name) == (48, 40, 7, "mine")
+
+
+# --- determinism -----------------------------------------------------------------------------
+def test_same_seed_same_parameters_after_updates():
+    agents = [tiny_agent(seed=7), tiny_agent(seed=7)]
+    for agent in agents:
+        for i in range(3):
+            agent.train_step(random_batch(seed=i))
+    assert _same(_params(agents[0]), _params(agents[1]))
+    other = tiny_agent(seed=8)
+    for i in range(3):
+        other.train_step(random_batch(seed=i))
+    assert not _same(_params(agents[0]), _params(other))
+
+
+def test_training_changes_every_trained_network():
+    agent = tiny_agent()
+    before = _params(agent)
+    metrics = agent.train_step(random_batch())
+    after = _params(agent)
+    for prefix in ("wm.", "actor.", "critic.", "slow_critic."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
+    assert agent.updates == 1
+    assert all(np.isfinite(v) for v in metrics.values())
+
+
+def test_construction_leaves_global_rng_alone():
+    state = torch.get_rng_state()
+    tiny_agent(seed=1)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+# --- refusing bad input ----------------------------------------------------------------------
+@pytest.mark.parametrize(("key", "value"), [("obs", np.nan), ("reward", np.inf), ("action", -np.inf)])
+def test_non_finite_batch_is_refused_and_model_unchanged(key, value):
+    agent = tiny_agent()
+    agent.train_step(random_batch(seed=1))
+    before = _params(agent)
+    opt_before = [s["exp_avg"].clone() for s in agent.model_opt.state.values()]
+    rng_before = agent.generator.get_state()
+    batch = random_batch(seed=2)
+    batch[key][1, 3] = value
+    with pytest.raises(ValueError, match=rf"batch\['{key}'\].*non-finite"):
+        agent.train_step(batch)
+    assert _same(before, _params(agent))
+    assert all(torch.equal(a, s["exp_avg"]) for a, s in zip(opt_before, agent.model_opt.state.values(), strict=True))
+    assert torch.equal(rng_before, agent.generator.get_state())
+    assert agent.updates == 1
+
+
+def test_malformed_batches_are_refused_with_the_key_named():
+    agent = tiny_agent()
+    batch = random_batch()
+    del batch["is_terminal"]
+    with pytest.raises(ValueError, match="is_terminal"):
+        agent.train_step(batch)
+    batch = random_batch()
+    batch["action"] = batch["action"][..., :1]
+    with pytest.raises(ValueError, match=r"batch\['action'\] has shape"):
+        agent.train_step(batch)
+    batch = random_batch()
+    batch["obs"] = batch["obs"][..., :2]
+    with pytest.raises(ValueError, match=r"batch\['obs'\] has shape"):
+        agent.train_step(batch)
+
+
+# --- acting ----------------------------------------------------------------------------------
+def test_policy_step_shapes_bounds_and_modes():
+    agent = tiny_agent()
+    obs = np.ones(OBS_DIM, np.float32)
+    action, state = agent.policy_step(obs, None, is_first=True)
+    assert action.shape == (ACT_DIM,) and np.all(np.abs(action) <= 1.0)
+    assert set(state) == {"h", "z", "prev_action"}
+    assert state["h"].shape == (1, TINY["deter"]) and state["z"].shape == (1, TINY["stoch"] * TINY["classes"])
+    # Batched acting, and the greedy action of a state is reproducible.
+    actions, _ = agent.policy_step(np.ones((3, OBS_DIM), np.float32), None, is_first=True)
+    assert actions.shape == (3, ACT_DIM)
+    with pytest.raises(ValueError, match="obs has shape"):
+        agent.policy_step(np.ones(OBS_DIM + 1), state, is_first=False)
+    with pytest.raises(ValueError, match="NaN"):
+        agent.policy_step(np.full(OBS_DIM, np.nan), state, is_first=False)
+
+
+def test_policy_step_uses_the_tick_module_with_agent_noise():
+    agent = tiny_agent(seed=2)
+    twin = tiny_agent(seed=2)
+    obs = np.linspace(-1, 1, OBS_DIM).astype(np.float32)
+    a1, s1 = agent.policy_step(obs, None, is_first=True)
+    a2, s2 = twin.policy_step(obs, None, is_first=True)
+    assert np.array_equal(a1, a2) and torch.equal(s1["h"], s2["h"])
+    # explore=False → eps = 0: the action is the tick's mean under the agent's own Gumbel draw.
+    state = agent.initial_state(1)
+    replay_rng = torch.Generator().set_state(agent.act_generator.get_state())
+    greedy, _ = agent.policy_step(obs, state, is_first=False, explore=False)
+    gumbel = gumbel_noise((1, agent.wm.rssm.z_dim), replay_rng)
+    _, mean, _, _ = agent.policy_step_module()(torch.from_numpy(obs)[None], state["h"], state["z"],
+                                               state["prev_action"], torch.zeros(1), gumbel,
+                                               torch.zeros(1, ACT_DIM))
+    assert np.array_equal(greedy, mean[0].detach().numpy())
+
+
+def test_cuda_request_without_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="CUDA"):
+        Agent(OBS_DIM, ACT_DIM, load_agent_config("xs", TINY), device="cuda")
+
+
+def test_imagine_returns_is_finite_and_leaves_training_rng():
+    agent = tiny_agent()
+    rng_before = agent.generator.get_state()
+    out = agent.imagine_returns(random_batch(), horizon=4)
+    assert set(out) == {"return", "value", "advantage", "reward"}
+    assert all(np.isfinite(v) for v in out.values())
+    assert torch.equal(rng_before, agent.generator.get_state())
