@@ -37,7 +37,7 @@ build: $(STAMP_WS)
 
 $(STAMP_WS): $(STAMP_VENV) $(WS_SOURCES)
 	@echo "[setup] colcon build in ros2_ws (dreamer_msgs, dreamer_ros)"
-	@$(RUN) cd ros2_ws && colcon --log-level error build --event-handlers console_cohesion- summary+ \
+	@$(RUN) cd ros2_ws && colcon --log-level error build --symlink-install --event-handlers console_cohesion- summary+ \
 		--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=OFF
 	@touch $@
 

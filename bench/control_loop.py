@@ -33,7 +33,7 @@ from dreamer_core.robots.config import load_robot_config
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_to_msg
 from dreamer_ros.runner import DiagnosticsWatcher, Stack
-from dreamer_ros.stacks import ensure_dev_keys, stack_nodes
+from dreamer_ros.stacks import ensure_signing_keys, stack_nodes
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", "142")
     run_dir = Path(tempfile.mkdtemp(prefix="bench_control_loop_"))
-    keys = ensure_dev_keys(run_dir / "keys")
+    keys = ensure_signing_keys(run_dir / "keys")
     specs = stack_nodes("sim", robot="a1_sim", config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
                         run_dir=run_dir, keys_dir=keys)
     for spec in specs:

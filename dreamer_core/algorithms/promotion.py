@@ -25,14 +25,20 @@ class TrustReport:
 
 
 def evaluate_trust(agent, batch: dict[str, np.ndarray], thresholds: TrustConfig) -> TrustReport:
-    """Promote only when open-loop errors and horizon sensitivity are within `thresholds`."""
+    """Measure trust on a real `batch` and decide with `thresholds`."""
+    errors = open_loop_errors(agent, batch, thresholds.open_loop_steps)
+    horizon = {key: float(v) for key, v in horizon_sensitivity(agent, batch).items()}
+    return decide(errors, horizon, thresholds)
+
+
+def decide(errors: dict, horizon: dict[str, float], thresholds: TrustConfig) -> TrustReport:
+    """The promotion rule on measured numbers (`open_loop_errors`, `horizon_sensitivity` outputs)."""
     k = thresholds.open_loop_steps
-    errors = open_loop_errors(agent, batch, k)
     metrics: dict[str, float] = {}
     for i in sorted({1, max(1, k // 2), k}):
-        metrics[f"open_loop_reward_error_k{i}"] = errors["reward_mae"][i - 1]
-        metrics[f"open_loop_continue_error_k{i}"] = errors["continue_mae"][i - 1]
-    metrics.update({key: float(v) for key, v in horizon_sensitivity(agent, batch).items()})
+        metrics[f"open_loop_reward_error_k{i}"] = float(errors["reward_mae"][i - 1])
+        metrics[f"open_loop_continue_error_k{i}"] = float(errors["continue_mae"][i - 1])
+    metrics.update(horizon)
     reasons = []
     if errors["count"][k - 1] == 0:
         reasons.append(f"no real sequence spans {k} steps without an episode start: cannot check the model")
@@ -44,7 +50,7 @@ def evaluate_trust(agent, batch: dict[str, np.ndarray], thresholds: TrustConfig)
             reasons.append(
                 f"open-loop continue error after {k} steps {cont_err:.3f} > {thresholds.max_continue_error}"
             )
-    adv_h, adv_h2 = metrics["advantage_H"], metrics["advantage_H2"]
+    adv_h, adv_h2 = horizon["advantage_H"], horizon["advantage_H2"]
     if adv_h > 0 and adv_h2 < thresholds.min_horizon_retention * adv_h:
         reasons.append(f"imagined improvement vanishes at H/2 (advantage {adv_h2:.4f} at H/2 vs {adv_h:.4f} at H)")
     return TrustReport(passed=not reasons, reasons=reasons, metrics=metrics)

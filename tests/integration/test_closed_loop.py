@@ -17,7 +17,7 @@ from std_msgs.msg import Bool
 
 from dreamer_core.robots.config import resolve_config_path
 from dreamer_core.storage import ReplayStore
-from dreamer_ros.stacks import ensure_dev_keys
+from dreamer_ros.stacks import ensure_signing_keys
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -30,7 +30,7 @@ def test_closed_loop(tmp_path, ros_env):
     robot = tmp_path / "a1_e2e.yaml"
     robot.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
-    keys = ensure_dev_keys(tmp_path / "keys")
+    keys = ensure_signing_keys(tmp_path / "keys")
     stack = NodeProcesses(run, ros_env, robot=str(robot), keys_dir=keys)
     stack.override("learner_node", min_steps=300, export_every_updates=8, checkpoint_every_updates=4,
                    updates_per_iteration=2)

@@ -13,7 +13,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from dreamer_ros.stacks import ensure_dev_keys, stack_nodes
+from dreamer_ros.stacks import SIGNING_STACKS, ensure_signing_keys, stack_nodes
 from launch import LaunchDescription
 
 
@@ -23,8 +23,8 @@ def _nodes(context, stack):
 
     run_dir = os.path.expanduser(arg("run_dir"))
     keys_dir = os.path.expanduser(arg("keys_dir")) or os.path.join(run_dir, "keys")
-    if stack == "sim":
-        ensure_dev_keys(keys_dir)
+    if stack in SIGNING_STACKS:
+        ensure_signing_keys(keys_dir)
     specs = stack_nodes(
         stack,
         robot=arg("robot"),

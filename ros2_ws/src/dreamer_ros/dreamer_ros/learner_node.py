@@ -65,7 +65,7 @@ class LearnerNode(Node):
         while self._running:
             try:
                 bundles = self.runner.iterate()
-            except Exception as exc:  # noqa: BLE001 - keep training; the model is left unchanged
+            except Exception as exc:
                 # e.g. a batch with non-finite values (ValueError) or a chunk being replaced on disk.
                 self._error = f"{type(exc).__name__}: {exc}"
                 self.get_logger().error(f"learner iteration failed, retrying in 1 s: {self._error}")

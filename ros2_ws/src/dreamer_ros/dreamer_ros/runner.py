@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 
-from dreamer_ros.stacks import STACKS, NodeSpec, ensure_dev_keys, stack_nodes
+from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, ensure_signing_keys, stack_nodes
 
 STOP_ORDER = ("control_node", "learner_node", "replay_node", "sim_robot")
 
@@ -131,8 +131,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     run_dir = (args.run_dir or Path("runs") / f"{args.stack}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     keys_dir = (args.keys_dir or run_dir / "keys").resolve()
-    if args.stack == "sim":
-        ensure_dev_keys(keys_dir)
+    if args.stack in SIGNING_STACKS:
+        ensure_signing_keys(keys_dir)
     specs = stack_nodes(
         args.stack, robot=args.robot, config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
         run_dir=run_dir, namespace=args.namespace, keys_dir=keys_dir, allow_unsigned=args.allow_unsigned,

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Stacks that run the learner, which signs bundles with the private key.
+SIGNING_STACKS = ("sim", "offboard")
+
 STACKS = {
     "sim": ("sim_robot", "control_node", "replay_node", "learner_node"),
     "onboard": ("control_node",),
@@ -63,8 +66,12 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
     return specs
 
 
-def ensure_dev_keys(keys_dir: str | Path) -> Path:
-    """Create a signing key pair in `keys_dir` if there is none (simulation and demos)."""
+def ensure_signing_keys(keys_dir: str | Path) -> Path:
+    """Create a signing key pair in `keys_dir` if there is none.
+
+    Used where the learner runs (sim and offboard stacks): the private key never
+    leaves that host; copy `policy_signing.pub` to the robot's keys_dir.
+    """
     from dreamer_core.deploy import generate_keypair
 
     keys_dir = Path(keys_dir)

@@ -1,0 +1,58 @@
+"""The promotion gate (DESIGN.md §7): measured on a real model, decided by the robot config's thresholds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from learner_helpers import random_batch, tiny_agent
+
+from dreamer_core.algorithms.promotion import decide, evaluate_trust
+from dreamer_core.robots.config import TrustConfig
+
+K = 3
+
+
+def errors(reward=0.1, cont=0.05, count=10):
+    return {"reward_mae": [reward] * K, "continue_mae": [cont] * K, "count": [count] * K}
+
+
+HORIZON = {"advantage_H": 0.2, "advantage_H2": 0.15, "return_H": 1.0, "return_H2": 0.6}
+
+
+def test_passes_within_thresholds():
+    report = decide(errors(), HORIZON, TrustConfig(open_loop_steps=K))
+    assert report.passed and report.reasons == []
+    assert report.metrics["open_loop_reward_error_k3"] == pytest.approx(0.1)
+    assert report.metrics["advantage_H2"] == 0.15
+
+
+@pytest.mark.parametrize(
+    ("errs", "horizon", "config", "reason"),
+    [
+        (errors(reward=2.5), HORIZON, {"max_reward_error": 2.0}, "open-loop reward error after 3 steps 2.500"),
+        (errors(cont=0.6), HORIZON, {"max_continue_error": 0.5}, "open-loop continue error"),
+        (errors(count=0), HORIZON, {}, "no real sequence spans 3 steps"),
+        (errors(), {**HORIZON, "advantage_H2": -0.01}, {}, "vanishes at H/2"),
+        (errors(), {**HORIZON, "advantage_H2": 0.04}, {"min_horizon_retention": 0.25}, "vanishes at H/2"),
+    ],
+)
+def test_each_failed_check_refuses_with_its_reason(errs, horizon, config, reason):
+    report = decide(errs, horizon, TrustConfig(open_loop_steps=K, **config))
+    assert not report.passed
+    assert len(report.reasons) == 1 and reason in report.reasons[0]
+
+
+def test_no_improvement_is_not_a_horizon_failure():
+    report = decide(errors(), {**HORIZON, "advantage_H": -0.1, "advantage_H2": -0.3}, TrustConfig(open_loop_steps=K))
+    assert report.passed
+
+
+def test_measured_on_a_real_model():
+    agent = tiny_agent()
+    batch = random_batch(length=16)
+    report = evaluate_trust(agent, batch, TrustConfig(open_loop_steps=K))
+    for key in ("open_loop_reward_error_k1", "open_loop_continue_error_k3", "advantage_H", "advantage_H2"):
+        assert np.isfinite(report.metrics[key])
+    # Random rewards of unit scale: the untrained model's error is far above a strict threshold.
+    strict = evaluate_trust(agent, batch, TrustConfig(open_loop_steps=K, max_reward_error=0.01))
+    assert not strict.passed and "reward error" in strict.reasons[0]
