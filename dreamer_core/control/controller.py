@@ -90,6 +90,12 @@ class Controller:
             self._start_episode(signals)
         return self._act(signals)
 
+    def end_session(self) -> Transition | None:
+        """Close the running episode (is_last) when the node stops, so replay sees where it ended."""
+        if not self._in_episode or self._last_obs is None:
+            return None
+        return self._end_episode(self._last_obs, 0.0, terminal=False, stamp=0.0)
+
     # -- internals -----------------------------------------------------------------
 
     def _apply_pending_swap(self, signals: RobotSignals | None, now: float) -> None:

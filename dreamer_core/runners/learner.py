@@ -87,6 +87,11 @@ class LearnerRunner:
             config = load_agent_config(settings.preset)
             self.agent = Agent(robot_config.obs_dim, robot_config.act_dim, config, device=self.device,
                                seed=settings.seed)
+        if robot_config.trust.open_loop_steps >= self.agent.config.seq_len:
+            raise ValueError(
+                f"trust.open_loop_steps ({robot_config.trust.open_loop_steps}) must be below the preset's seq_len "
+                f"({self.agent.config.seq_len}): the open-loop check needs that many real steps after each anchor"
+            )
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))

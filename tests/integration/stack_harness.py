@@ -11,6 +11,7 @@ from pathlib import Path
 import rclpy
 from ament_index_python.packages import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
+from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool
 
@@ -78,6 +79,7 @@ class Monitor:
         self.node.create_subscription(Float64MultiArray, command_topic, self._on_command, qos.COMMAND)
         self.estop = self.node.create_publisher(Bool, estop_topic, qos.ESTOP)
         self.pause = self.node.create_client(SetBool, "/sim_robot/pause")
+        self._publishers = []
         self._spinning = True
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -113,6 +115,11 @@ class Monitor:
     def commands_since(self, t0: float) -> list[tuple[float, ...]]:
         with self._lock:
             return [c for t, c in self.commands if t >= t0]
+
+    def publish_bundle(self, msg, topic: str) -> None:
+        publisher = self.node.create_publisher(PolicyBundleMsg, topic, qos.POLICY_BUNDLE)
+        publisher.publish(msg)
+        self._publishers.append(publisher)  # transient-local: keep it alive for late matching
 
     def set_pause(self, paused: bool) -> None:
         assert self.pause.wait_for_service(timeout_sec=10.0), "sim_robot pause service missing"

@@ -5,6 +5,7 @@ learner kill -9 and resume, replay-node kill -9 and recovery, stale sensors, e-s
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
@@ -15,8 +16,10 @@ import yaml
 from stack_harness import Monitor, NodeProcesses
 from std_msgs.msg import Bool
 
+from dreamer_core.deploy import load_bundle_file
 from dreamer_core.robots.config import resolve_config_path
 from dreamer_core.storage import ReplayStore
+from dreamer_ros.conversions import bundle_to_msg
 from dreamer_ros.stacks import ensure_signing_keys
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -46,6 +49,14 @@ def test_closed_loop(tmp_path, ros_env):
         monitor.wait_for(lambda: int(monitor.value("control_node", "swaps", 0)) >= 2, 420, "two hot swaps")
         assert "refused" not in stack.log("control_node")
         version_before_kill = int(monitor.value("control_node", "policy_version"))
+
+        # A forged bundle (valid graph, wrong signature) is refused; the running policy keeps going.
+        latest = load_bundle_file(sorted((run / "learner" / "bundles").glob("*.bundle"))[-1])
+        forged = dataclasses.replace(latest, version=9999, signature=bytes(64))
+        monitor.publish_bundle(bundle_to_msg(forged), config["topics"]["policy_bundles"])
+        monitor.wait_for(lambda: "v9999" in monitor.value("control_node", "last_rejection", ""), 30, "refusal")
+        assert "signature" in monitor.value("control_node", "last_rejection")
+        assert int(monitor.value("control_node", "policy_version")) == version_before_kill
 
         # 2. kill -9 the learner; it resumes from its checkpoint and versions stay monotonic.
         stack.kill9("learner_node")

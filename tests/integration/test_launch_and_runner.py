@@ -95,3 +95,13 @@ def test_runner_rejects_an_unknown_stack():
     result = subprocess.run([sys.executable, "-m", "dreamer_ros.runner", "everything"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_control_node_with_a_missing_key_exits_with_the_reason(tmp_path, ros_env):
+    exe = Path(get_package_prefix("dreamer_ros")) / "lib/dreamer_ros/control_node"
+    result = subprocess.run(
+        [str(exe), "--ros-args", "-p", "robot_config:=a1_sim", "-p", f"public_key:={tmp_path / 'missing.pub'}"],
+        env=ros_env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "configure failed" in result.stderr + result.stdout and "missing.pub" in result.stderr + result.stdout

@@ -188,3 +188,13 @@ def test_random_initial_policy_is_bounded_and_smooth(config):
     assert np.abs(np.diff(actions, axis=0)).max() < 0.2 * 0.6 + 1e-9
     with pytest.raises(ValueError, match="unknown"):
         InitialPolicy(12, "dance")
+
+
+def test_end_session_closes_the_running_episode(config):
+    env = A1MujocoEnv(config)
+    ctrl = make(config)
+    ts = [t for o in drive(ctrl, env, 4) for t in o.transitions]
+    last = ctrl.end_session()
+    assert last.is_last and not last.is_terminal and last.seq == ts[-1].seq + 1
+    assert np.array_equal(last.obs, ts[-1].obs)
+    assert ctrl.end_session() is None

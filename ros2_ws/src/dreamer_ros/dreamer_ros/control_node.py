@@ -9,7 +9,6 @@ background thread and handed to the controller, which swaps between two ticks.
 from __future__ import annotations
 
 import os
-import queue
 import sys
 import threading
 import time
@@ -83,20 +82,33 @@ class ControlNode(LifecycleNode):
         self.controller: Controller | None = None
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
-        self._bundles: queue.Queue = queue.Queue(maxsize=2)
+        # Latest wins: a bundle arriving while another is validated replaces any waiting one.
+        self._waiting_bundle = None
+        self._bundle_ready = threading.Condition()
         self._history: dict[int, object] = {}
         self._pinned: int | None = None
         self._last_rejection = ""
         self._recent_obs: deque[np.ndarray] = deque(maxlen=32)
         self._sensors = SensorCache()
         self._reset_pending = False
+        self._configure_error = ""
         if self.get_parameter("autostart").value:
-            self.trigger_configure()
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise SystemExit(f"control_node: configure failed: {self._configure_error}")
             self.trigger_activate()
 
     # -- lifecycle -----------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (OSError, ValueError) as exc:  # a missing key file, a bad parameter value
+            self._configure_error = str(exc)
+            self.get_logger().fatal(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
         cfg = self.config
         topics = cfg.topics
         self.stats = TickStats(cfg.dt)
@@ -143,7 +155,6 @@ class ControlNode(LifecycleNode):
         self.create_timer(1.0, self._publish_diagnostics)
         threading.Thread(target=self._validate_bundles, daemon=True, name="bundle-validator").start()
         self.get_logger().info(f"configured for robot {cfg.robot_id}, session {session_id}, {1 / cfg.dt:.0f} Hz")
-        return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._running.set()
@@ -161,6 +172,11 @@ class ControlNode(LifecycleNode):
 
     def stop(self) -> None:
         self._stop_loop()
+        if self.controller is None:
+            return
+        last = self.controller.end_session()
+        if last is not None:
+            self._transition_pub.publish(transition_to_msg(last, self.get_clock().now().to_msg()))
         self.get_logger().info(
             f"published {self.controller.seq} transitions in session {self.controller.session_id}"
         )
@@ -265,7 +281,13 @@ class ControlNode(LifecycleNode):
     def _on_pin(self, request, response):
         if request.version == 0:
             self._pinned = None
-            response.success, response.message = True, "unpinned: following the newest valid policy"
+            if self._history:
+                newest = max(self._history)
+                self.controller.offer_policy(self._history[newest])
+                response.message = f"unpinned: following the newest valid policy (v{newest} now)"
+            else:
+                response.message = "unpinned: no validated policy held yet"
+            response.success = True
             return response
         runtime = self._history.get(request.version)
         if runtime is None:
@@ -291,14 +313,18 @@ class ControlNode(LifecycleNode):
     # -- policy bundles ------------------------------------------------------------------
 
     def _on_bundle(self, msg: PolicyBundleMsg) -> None:
-        try:
-            self._bundles.put_nowait(bundle_from_msg(msg))
-        except queue.Full:
-            self.get_logger().warning(f"bundle v{msg.version} dropped: validator busy")
+        with self._bundle_ready:
+            if self._waiting_bundle is not None:
+                self.get_logger().info(f"bundle v{self._waiting_bundle.version} superseded by v{msg.version}")
+            self._waiting_bundle = bundle_from_msg(msg)
+            self._bundle_ready.notify()
 
     def _validate_bundles(self) -> None:
         while True:
-            bundle = self._bundles.get()
+            with self._bundle_ready:
+                while self._waiting_bundle is None:
+                    self._bundle_ready.wait()
+                bundle, self._waiting_bundle = self._waiting_bundle, None
             if bundle.version <= max(self._history, default=0):
                 self.get_logger().info(f"ignoring bundle v{bundle.version}: not newer than held versions")
                 continue

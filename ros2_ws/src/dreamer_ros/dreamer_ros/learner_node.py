@@ -65,6 +65,7 @@ class LearnerNode(Node):
         while self._running:
             try:
                 bundles = self.runner.iterate()
+                self._error = ""
             except Exception as exc:
                 # e.g. a batch with non-finite values (ValueError) or a chunk being replaced on disk.
                 self._error = f"{type(exc).__name__}: {exc}"
@@ -100,8 +101,8 @@ class LearnerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         values = {**self._status, "device": self.runner.device, "last_error": self._error}
-        status = diagnostic_status("learner_node", self.config.robot_id, DiagnosticStatus.OK,
-                                   values.pop("state"), values)
+        level = DiagnosticStatus.WARN if self._error else DiagnosticStatus.OK
+        status = diagnostic_status("learner_node", self.config.robot_id, level, values.pop("state"), values)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)

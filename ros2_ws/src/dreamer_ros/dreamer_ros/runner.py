@@ -140,15 +140,17 @@ def main(argv=None) -> int:
     )
     stack = Stack(specs, run_dir)
     watcher = DiagnosticsWatcher()
+    # docker stop / systemd send SIGTERM: stop the nodes as cleanly as on Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     stack.start()
-    deadline = time.monotonic() + args.minutes * 60 if args.minutes > 0 else float("inf")
+    started = time.monotonic()
+    deadline = started + args.minutes * 60 if args.minutes > 0 else float("inf")
     stopped_by_user = False
     dead: list[str] = []
     try:
         while time.monotonic() < deadline:
             time.sleep(min(10.0, max(0.1, deadline - time.monotonic())))
-            elapsed = (time.monotonic() - deadline + args.minutes * 60) if args.minutes > 0 else 0
-            print(f"[dreamer_stack] {elapsed / 60:4.1f} min | {watcher.line()}", flush=True)
+            print(f"[dreamer_stack] {(time.monotonic() - started) / 60:4.1f} min | {watcher.line()}", flush=True)
             dead = stack.dead()
             if dead:
                 print(f"[dreamer_stack] node(s) exited early: {dead}; see {stack.logs}", file=sys.stderr)
@@ -159,13 +161,17 @@ def main(argv=None) -> int:
         print("[dreamer_stack] stopping ...", flush=True)
         stack.stop()
         watcher.close()
-    print(f"""[dreamer_stack] done{' (interrupted)' if stopped_by_user else ''}. Outputs:
-  node logs:            {stack.logs}
-  replay data:          {run_dir / 'replay'}   (dreamer-replay info {run_dir / 'replay'})
-  policy bundles:       {run_dir / 'learner' / 'bundles'}   (dreamer-policy inspect FILE)
-  checkpoints:          {run_dir / 'learner'}
-  TensorBoard events:   {run_dir / 'learner' / 'tensorboard'}   (tensorboard --logdir {run_dir / 'learner'})
-  signing keys:         {keys_dir}""")
+    print(f"[dreamer_stack] done{' (interrupted)' if stopped_by_user else ''}. Outputs:")
+    print(f"  node logs:            {stack.logs}")
+    executables = {spec.executable for spec in specs}
+    if "replay_node" in executables:
+        print(f"  replay data:          {run_dir / 'replay'}   (dreamer-replay info {run_dir / 'replay'})")
+    if "learner_node" in executables:
+        learner = run_dir / "learner"
+        print(f"  policy bundles:       {learner / 'bundles'}   (dreamer-policy inspect FILE)")
+        print(f"  checkpoints:          {learner}")
+        print(f"  TensorBoard events:   {learner / 'tensorboard'}   (tensorboard --logdir {learner})")
+    print(f"  signing keys:         {keys_dir}")
     return 1 if dead else 0
 
 
