@@ -25,6 +25,23 @@ from dreamer_core.deploy import PolicyBundle, build_bundle, load_private_key, sa
 from dreamer_core.deploy.export import export_agent
 from dreamer_core.storage import NotEnoughDataError, ReplayStore
 
+# Real steps of a policy version before its over-optimism is reported (noise below that).
+MIN_STEPS_FOR_OVER_OPTIMISM = 200
+
+
+def real_reward_by_version(store: ReplayStore) -> dict[int, tuple[float, int]]:
+    """Mean real reward per step (episode starts excluded) and step count, per policy version."""
+    sums: dict[int, list[float]] = {}
+    for _, cols in store.iter_steps():
+        keep = ~cols["is_first"]
+        versions, rewards = cols["policy_version"][keep], cols["reward"][keep]
+        for version in np.unique(versions):
+            acc = sums.setdefault(int(version), [0.0, 0])
+            chosen = rewards[versions == version]
+            acc[0] += float(chosen.sum())
+            acc[1] += len(chosen)
+    return {v: (total / count, count) for v, (total, count) in sums.items()}
+
 
 class LearnerSettings(BaseModel):
     """Learner-node settings (ROS parameters of learner_node; see docs/nodes.md)."""
@@ -163,6 +180,7 @@ class LearnerRunner:
         cfg = self.agent.config
         check = self.store.sample(cfg.batch_size, cfg.seq_len, rng=self.rng, recency=1.0)
         report = evaluate_trust(self.agent, check, self.robot.trust)
+        report.metrics.update(self._over_optimism())
         for key, value in report.metrics.items():
             self.writer.add_scalar(f"trust/{key}", value, step)
         version = self.state["policy_version"] + 1
@@ -178,11 +196,29 @@ class LearnerRunner:
                               preset=self.agent.config.name, private_key=self.private_key,
                               extra={"trust": report.metrics})
         save_bundle_file(bundle, self.run_dir / "bundles" / f"policy_v{version:04d}.bundle")
+        # What the model promises for this policy, to hold against what the robot then collects.
+        predicted = self.agent.imagine_returns(check, self.agent.config.horizon)["reward"]
+        self.state.setdefault("predicted_reward", {})[str(version)] = predicted
         # Persist the version before publishing: a restarted learner never reuses a number.
         self.state["policy_version"] = version
         self.checkpoint()
         self.log(f"policy v{version} promoted at update {step} ({len(onnx_bytes) / 1024:.0f} KiB ONNX)")
         return bundle
+
+    def _over_optimism(self) -> dict[str, float]:
+        """Imagined minus real mean reward per step, for the newest deployed version with enough real data.
+
+        Reported (TensorBoard, promotion log), not gated: it can only be measured after a
+        policy has run on the robot, so gating on it would block every later candidate.
+        """
+        real = real_reward_by_version(self.store)
+        for version in sorted((int(v) for v in self.state.get("predicted_reward", {})), reverse=True):
+            mean, steps = real.get(version, (0.0, 0))
+            if steps >= MIN_STEPS_FOR_OVER_OPTIMISM:
+                predicted = self.state["predicted_reward"][str(version)]
+                return {"over_optimism": predicted - mean, "over_optimism_version": float(version),
+                        "real_reward_per_step": mean, "imagined_reward_per_step": predicted}
+        return {}
 
     def latest_bundle(self) -> PolicyBundle | None:
         """The newest promoted bundle on disk (re-published after a learner restart)."""

@@ -88,3 +88,37 @@ def test_refused_candidate_is_logged_not_published(tmp_path, robot):
     assert runner.state["policy_version"] == 0
     assert any("NOT promoted" in line for line in logs) and any("UNSIGNED" in line for line in logs)
     runner.close()
+
+
+def test_real_reward_by_version(tmp_path, robot):
+    from dreamer_core.runners.learner import real_reward_by_version
+
+    with ReplayStore(tmp_path / "replay", obs_dim=robot.obs_dim, act_dim=robot.act_dim) as store:
+        for seq in range(30):
+            store.add(Transition(robot_id="a1", session_id="s", seq=seq, obs=np.zeros(robot.obs_dim, np.float32),
+                                 action=np.zeros(robot.act_dim, np.float32), reward=100.0 if seq == 0 else seq % 3,
+                                 is_first=seq == 0, is_last=False, is_terminal=False,
+                                 policy_version=1 if seq < 10 else 2))
+        result = real_reward_by_version(store)
+    assert result[1] == (pytest.approx(sum(s % 3 for s in range(1, 10)) / 9), 9)  # the is_first step is left out
+    assert result[2] == (pytest.approx(sum(s % 3 for s in range(10, 30)) / 20), 20)
+
+
+def test_over_optimism_is_reported_once_a_version_has_real_data(tmp_path, robot):
+    fill_replay(tmp_path / "replay", robot, 900)
+    runner = LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None)
+    runner.iterate()
+    assert "1" in runner.state["predicted_reward"]
+    # The robot now runs v1 for a while: its real steps carry policy_version 1.
+    rng = np.random.default_rng(1)
+    with ReplayStore(tmp_path / "replay2", obs_dim=robot.obs_dim, act_dim=robot.act_dim) as store:
+        for seq in range(900):
+            store.add(Transition(robot_id="a1", session_id="s2", seq=seq, obs=rng.normal(size=robot.obs_dim)
+                                 .astype(np.float32), action=np.zeros(robot.act_dim, np.float32), reward=0.5,
+                                 is_first=seq == 0, is_last=False, is_terminal=False, policy_version=1))
+    runner.store.close()
+    runner.store = ReplayStore(tmp_path / "replay2", readonly=True)
+    metrics = runner._over_optimism()
+    assert metrics["over_optimism_version"] == 1.0 and metrics["real_reward_per_step"] == pytest.approx(0.5)
+    assert metrics["over_optimism"] == pytest.approx(runner.state["predicted_reward"]["1"] - 0.5)
+    runner.close()
