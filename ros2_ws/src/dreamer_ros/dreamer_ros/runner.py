@@ -90,8 +90,15 @@ class DiagnosticsWatcher:
         self._node = rclpy.create_node("dreamer_stack_monitor")
         self.latest: dict[str, dict[str, str]] = {}
         self._node.create_subscription(DiagnosticArray, topic, self._on_diag, 10)
-        self._thread = threading.Thread(target=rclpy.spin, args=(self._node,), daemon=True)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        import rclpy
+
+        while self._running:
+            rclpy.spin_once(self._node, timeout_sec=0.1)
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
@@ -108,6 +115,9 @@ class DiagnosticsWatcher:
     def close(self) -> None:
         import rclpy
 
+        # Stop spinning before the node goes: a thread still inside rclpy at exit aborts the process.
+        self._running = False
+        self._thread.join(timeout=2.0)
         self._node.destroy_node()
         rclpy.try_shutdown()
 
