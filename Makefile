@@ -8,7 +8,7 @@ STAMP_VENV := $(VENV)/.installed
 STAMP_WS := ros2_ws/install/.built
 WS_SOURCES := $(shell find ros2_ws/src -type f -not -path '*/__pycache__/*' 2>/dev/null)
 RUN := source scripts/env.sh &&
-MINUTES ?= 3
+MINUTES ?= 5
 
 .PHONY: setup venv build test lint demo bench clean help
 

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-import rclpy
 from ament_index_python.packages import get_package_share_directory
-from diagnostic_msgs.msg import DiagnosticArray
 from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool
 
 from dreamer_ros import qos
-from dreamer_ros.runner import node_command
+from dreamer_ros.runner import DiagnosticsWatcher, node_command
 from dreamer_ros.stacks import NodeSpec, stack_nodes
 
 CONFIG_DIR = Path(get_package_share_directory("dreamer_ros")) / "config"
@@ -66,43 +63,29 @@ class NodeProcesses:
                 self.stop(name, timeout=15.0)
 
 
-class Monitor:
-    """A test-side ROS node: diagnostics per node, the command stream, e-stop and sim pause."""
+class Monitor(DiagnosticsWatcher):
+    """A test-side ROS node: diagnostics per node (with history), the command stream, e-stop and sim pause."""
 
     def __init__(self, command_topic: str, estop_topic: str):
-        self.node = rclpy.create_node("e2e_monitor")
-        self.diag: dict[str, dict[str, str]] = {}
         self.history: dict[str, list[dict[str, str]]] = {}
         self.commands: list[tuple[float, tuple[float, ...]]] = []
-        self._lock = threading.Lock()
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self._publishers = []
+        super().__init__(node_name="e2e_monitor")
         self.node.create_subscription(Float64MultiArray, command_topic, self._on_command, qos.COMMAND)
         self.estop = self.node.create_publisher(Bool, estop_topic, qos.ESTOP)
         self.pause = self.node.create_client(SetBool, "/sim_robot/pause")
-        self._publishers = []
-        self._spinning = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
 
-    def _spin(self) -> None:
-        while self._spinning:
-            rclpy.spin_once(self.node, timeout_sec=0.05)
-
-    def _on_diag(self, msg) -> None:
-        with self._lock:
-            for status in msg.status:
-                name = status.name.split(":")[0]
-                values = {kv.key: kv.value for kv in status.values}
-                self.diag[name] = values
-                self.history.setdefault(name, []).append(values)
+    def record(self, name: str, values: dict[str, str]) -> None:
+        super().record(name, values)
+        self.history.setdefault(name, []).append(values)
 
     def _on_command(self, msg) -> None:
-        with self._lock:
+        with self.lock:
             self.commands.append((time.monotonic(), tuple(msg.data)))
 
     def value(self, node: str, key: str, default=None):
-        with self._lock:
-            return self.diag.get(node, {}).get(key, default)
+        with self.lock:
+            return self.latest.get(node, {}).get(key, default)
 
     def wait_for(self, predicate, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -110,10 +93,10 @@ class Monitor:
             if predicate():
                 return
             time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; diagnostics: {self.diag}")
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; diagnostics: {self.latest}")
 
     def commands_since(self, t0: float) -> list[tuple[float, ...]]:
-        with self._lock:
+        with self.lock:
             return [c for t, c in self.commands if t >= t0]
 
     def publish_bundle(self, msg, topic: str) -> None:
@@ -128,8 +111,3 @@ class Monitor:
         while not future.done() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert future.done() and future.result().success
-
-    def close(self) -> None:
-        self._spinning = False
-        self._thread.join(timeout=2.0)
-        self.node.destroy_node()

@@ -80,16 +80,19 @@ class Stack:
 
 
 class DiagnosticsWatcher:
-    """Collects the newest /diagnostics values per node for progress lines."""
+    """Collects the newest /diagnostics values per node (spun in a background thread)."""
 
-    def __init__(self, topic: str = "/diagnostics"):
+    def __init__(self, topic: str = "/diagnostics", node_name: str = "dreamer_stack_monitor"):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
 
-        rclpy.init()
-        self._node = rclpy.create_node("dreamer_stack_monitor")
+        self._owns_context = not rclpy.ok()
+        if self._owns_context:
+            rclpy.init()
+        self.node = rclpy.create_node(node_name)
         self.latest: dict[str, dict[str, str]] = {}
-        self._node.create_subscription(DiagnosticArray, topic, self._on_diag, 10)
+        self.lock = threading.Lock()
+        self.node.create_subscription(DiagnosticArray, topic, self._on_diag, 50)
         self._running = True
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -98,11 +101,15 @@ class DiagnosticsWatcher:
         import rclpy
 
         while self._running:
-            rclpy.spin_once(self._node, timeout_sec=0.1)
+            rclpy.spin_once(self.node, timeout_sec=0.05)
 
     def _on_diag(self, msg) -> None:
-        for status in msg.status:
-            self.latest[status.name.split(":")[0]] = {kv.key: kv.value for kv in status.values}
+        with self.lock:
+            for status in msg.status:
+                self.record(status.name.split(":")[0], {kv.key: kv.value for kv in status.values})
+
+    def record(self, name: str, values: dict[str, str]) -> None:
+        self.latest[name] = values
 
     def line(self) -> str:
         c = self.latest.get("control_node", {})
@@ -118,8 +125,9 @@ class DiagnosticsWatcher:
         # Stop spinning before the node goes: a thread still inside rclpy at exit aborts the process.
         self._running = False
         self._thread.join(timeout=2.0)
-        self._node.destroy_node()
-        rclpy.try_shutdown()
+        self.node.destroy_node()
+        if self._owns_context:
+            rclpy.try_shutdown()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
