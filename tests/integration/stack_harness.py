@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool
 
 from dreamer_ros import qos
-from dreamer_ros.runner import DiagnosticsWatcher, node_command
+from dreamer_ros.runner import DiagnosticsWatcher, node_command, stop_process
 from dreamer_ros.stacks import NodeSpec, stack_nodes
 
 CONFIG_DIR = Path(get_package_share_directory("dreamer_ros")) / "config"
@@ -47,15 +46,8 @@ class NodeProcesses:
         self.procs[name].wait()
 
     def stop(self, name: str, timeout: float = 30.0) -> int:
-        proc = self.procs[name]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        stop_process(self.procs[name], timeout)
+        return self.procs[name].returncode
 
     def stop_all(self) -> None:
         for name in ("control_node", "learner_node", "replay_node", "sim_robot"):

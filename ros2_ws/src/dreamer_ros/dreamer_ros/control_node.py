@@ -232,8 +232,6 @@ class ControlNode(LifecycleNode):
 
     def _read_signals(self):
         latest = self._sensors.snapshot()
-        if "joints" not in latest or "imu" not in latest:
-            return None
         needed = ["joints", "imu"]
         needed += ["odom"] if self.config.topics.odometry else []
         needed += ["contacts"] if self.config.topics.foot_contacts else []

@@ -68,15 +68,22 @@ class Stack:
     def stop(self, grace_s: float = 20.0) -> None:
         names = sorted(self.processes, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else 0)
         for name in names:
-            proc = self.processes[name]
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=grace_s)
-                except subprocess.TimeoutExpired:
-                    print(f"[dreamer_stack] {name} ignored SIGINT for {grace_s:.0f} s; killing it", flush=True)
-                    proc.kill()
-                    proc.wait()
+            if not stop_process(self.processes[name], grace_s):
+                print(f"[dreamer_stack] {name} ignored SIGINT for {grace_s:.0f} s; killed it", flush=True)
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float) -> bool:
+    """SIGINT, then SIGKILL after `grace_s`; False when it had to be killed."""
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=grace_s)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
 
 
 class DiagnosticsWatcher:
