@@ -39,6 +39,7 @@ $(STAMP_WS): $(STAMP_VENV) $(WS_SOURCES)
 	@echo "[setup] colcon build in ros2_ws (dreamer_msgs, dreamer_ros)"
 	@$(RUN) cd ros2_ws && colcon --log-level error build --symlink-install --event-handlers console_cohesion- summary+ \
 		--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=OFF
+	@ln -sf ../../scripts/dreamer-stack $(VENV)/bin/dreamer-stack
 	@touch $@
 
 lint: setup
@@ -50,7 +51,7 @@ test: lint
 	@$(RUN) python -m pytest tests
 
 demo: setup
-	@$(RUN) python -m dreamer_ros.runner sim --minutes $(MINUTES)
+	@$(RUN) dreamer-stack sim --minutes $(MINUTES)
 
 bench: setup
 	@for b in bench/*.py; do echo "[bench] $$b"; $(RUN) python $$b; done

@@ -32,7 +32,7 @@ from dreamer_core.deploy.export import export_agent
 from dreamer_core.robots.config import load_robot_config
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_to_msg
-from dreamer_ros.runner import DiagnosticsWatcher, Stack
+from dreamer_ros.stack_launcher import DiagnosticsWatcher, Stack
 from dreamer_ros.stacks import ensure_signing_keys, stack_nodes
 
 

@@ -38,9 +38,9 @@ RUN bash -c 'source scripts/env.sh && cd ros2_ws && colcon build --event-handler
 
 COPY docker/entrypoint.sh /entrypoint.sh
 ENTRYPOINT ["/entrypoint.sh"]
-# dreamer_stack stops its nodes cleanly on SIGINT only (it has no SIGTERM handler).
+# dreamer-stack stops its nodes cleanly on SIGINT only (it has no SIGTERM handler).
 STOPSIGNAL SIGINT
 # Mount the robot config, the signing key folder (policy_signing.key, mode 0600, owned by the
 # container user) and a persistent data folder (replay, checkpoints, bundles, TensorBoard).
-CMD ["python", "-m", "dreamer_ros.runner", "offboard", "--robot", "/config/robot.yaml", \
+CMD ["python", "-m", "dreamer_ros.stack_launcher", "offboard", "--robot", "/config/robot.yaml", \
      "--keys-dir", "/keys", "--run-dir", "/data/offboard", "--preset", "s"]

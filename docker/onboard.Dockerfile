@@ -35,9 +35,9 @@ RUN bash -c 'source scripts/env.sh && cd ros2_ws && colcon build --event-handler
 
 COPY docker/entrypoint.sh /entrypoint.sh
 ENTRYPOINT ["/entrypoint.sh"]
-# dreamer_stack stops its nodes cleanly on SIGINT only (it has no SIGTERM handler).
+# dreamer-stack stops its nodes cleanly on SIGINT only (it has no SIGTERM handler).
 STOPSIGNAL SIGINT
 # Mount the robot config, the public key folder and an output folder, e.g.
 #   -v /etc/dreamer:/keys:ro -v $PWD/my_robot.yaml:/config/robot.yaml:ro -v /var/dreamer:/data
-CMD ["python", "-m", "dreamer_ros.runner", "onboard", "--robot", "/config/robot.yaml", \
+CMD ["python", "-m", "dreamer_ros.stack_launcher", "onboard", "--robot", "/config/robot.yaml", \
      "--keys-dir", "/keys", "--run-dir", "/data/onboard"]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from dreamer_core.algorithms import losses
 from dreamer_core.algorithms.returns import ReturnNormaliser, lambda_return
 from dreamer_core.config import AgentConfig
 from dreamer_core.distributions import gumbel_noise
+from dreamer_core.io import atomic_write
 from dreamer_core.models import Actor, Critic, WorldModel
 from dreamer_core.models.actor_critic import slow_update
 from dreamer_core.transforms import symlog
@@ -301,7 +300,7 @@ class Agent(nn.Module):
 
     # --- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> None:
-        """Write everything needed to resume bit-exactly (atomic: temp file + rename)."""
+        """Write everything needed to resume bit-exactly (atomically, see :func:`dreamer_core.io.atomic_write`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -315,16 +314,7 @@ class Agent(nn.Module):
                     "numpy": self.np_rng.bit_generator.state},
             "counters": {"updates": self.updates, "policy_steps": self.policy_steps},
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: torch.save(payload, f))
 
     @classmethod
     def load_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Agent:

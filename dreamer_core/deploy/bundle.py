@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from dreamer_core.deploy.errors import BundleRejected
 from dreamer_core.deploy.manifest import Manifest, make_manifest, parse_manifest
 from dreamer_core.deploy.validation import read_onnx
+from dreamer_core.io import atomic_write
 from dreamer_core.spec import PolicySpec
 
 log = logging.getLogger(__name__)
@@ -190,21 +189,18 @@ def check_integrity(bundle: PolicyBundle, max_bytes: int = DEFAULT_MAX_BYTES) ->
 
 
 def save_bundle_file(bundle: PolicyBundle, path: str | Path) -> Path:
-    """Write the bundle as one zip file, atomically (temp file + rename)."""
+    """Write the bundle as one zip file, atomically and durably (:func:`dreamer_core.io.atomic_write`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
+
+    def write(raw) -> None:
+        with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr(MANIFEST_FILE, bundle.manifest_json)
             zf.writestr(ONNX_FILE, bundle.onnx)
             if bundle.signed:
                 zf.writestr(SIGNATURE_FILE, bundle.signature)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def load_bundle_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> PolicyBundle:

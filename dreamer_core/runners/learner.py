@@ -23,6 +23,7 @@ from dreamer_core.algorithms.promotion import evaluate_trust
 from dreamer_core.config import load_agent_config
 from dreamer_core.deploy import PolicyBundle, build_bundle, load_private_key, save_bundle_file
 from dreamer_core.deploy.export import export_agent
+from dreamer_core.io import atomic_write
 from dreamer_core.storage import NotEnoughDataError, ReplayStore
 
 # Real steps of a policy version before its over-optimism is reported (noise below that).
@@ -62,14 +63,6 @@ class LearnerSettings(BaseModel):
     # Niceness increment of the learner process: on a shared machine the robot-side processes come first.
     nice: int = Field(10, ge=0, le=19)
     private_key: Path | None = None
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class LearnerRunner:
@@ -170,7 +163,7 @@ class LearnerRunner:
 
     def checkpoint(self) -> None:
         self.agent.save_checkpoint(self.checkpoint_path)
-        _atomic_json(self.state_path, self.state)
+        atomic_write(self.state_path, json.dumps(self.state, indent=2).encode())
 
     def _candidate(self) -> PolicyBundle | None:
         """Check model trust on held-out real sequences; export, sign and record a promotion."""

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamer_core.io import atomic_write, fsync_dir, write_all
+
 CHUNK_MAGIC = b"DRPCHNK1"
 TAIL_MAGIC = b"DRPTAIL1"
 FORMAT_VERSION = 1
@@ -64,40 +66,6 @@ def record_crcs(rows: np.ndarray) -> np.ndarray:
         dtype=np.uint32,
         count=len(rows),
     )
-
-
-def write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write every byte (os.write may write fewer); the one place the store writes file data."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename/create/unlink inside ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` so that it holds either its old content or all of ``data``, never a mix."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def encode_header(magic: bytes, header: dict) -> bytes:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunk import FIRST, LAST, RESET, atomic_write
+from dreamer_core.io import atomic_write
+
+from .chunk import FIRST, LAST, RESET
 
 
 def write_meta(path: Path, meta: dict) -> None:

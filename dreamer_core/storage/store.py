@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dreamer_core.io import atomic_write, fsync_dir, write_all
+
 from .chunk import (
     CHUNK_MAGIC,
     FIRST,
@@ -40,16 +42,13 @@ from .chunk import (
     TAIL_MAGIC,
     TERMINAL,
     CorruptFileError,
-    atomic_write,
     create_tail,
     decode_header,
-    fsync_dir,
     read_chunk,
     read_tail,
     record_crcs,
     record_dtype,
     tail_bytes,
-    write_all,
     write_chunk,
 )
 from .records import AddResult, Transition, check_ids, checked_scalars, checked_vector

@@ -12,7 +12,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool
 
 from dreamer_ros import qos
-from dreamer_ros.runner import DiagnosticsWatcher, node_command, stop_process
+from dreamer_ros.stack_launcher import DiagnosticsWatcher, node_command, stop_process
 from dreamer_ros.stacks import NodeSpec, stack_nodes
 
 CONFIG_DIR = Path(get_package_share_directory("dreamer_ros")) / "config"

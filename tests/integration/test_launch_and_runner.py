@@ -1,4 +1,4 @@
-"""Launch files (launch_ros API only) and the dreamer_stack runner start the same nodes.
+"""Launch files (launch_ros API only) and the dreamer-stack launcher start the same nodes.
 
 The launch_ros test needs `launch_ros`, which has no PyPI wheel: it runs on any
 ROS 2 Kilted install (`source /opt/ros/kilted/setup.bash`, then `pytest
@@ -81,7 +81,8 @@ def test_launch_ros_builds_the_same_nodes(tmp_path):
 
 def test_runner_starts_and_stops_the_offboard_stack(tmp_path, ros_env):
     result = subprocess.run(
-        [sys.executable, "-m", "dreamer_ros.runner", "offboard", "--minutes", "0.15", "--run-dir", str(tmp_path)],
+        [sys.executable, "-m", "dreamer_ros.stack_launcher", "offboard", "--minutes", "0.15",
+         "--run-dir", str(tmp_path)],
         env=ros_env, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -92,7 +93,7 @@ def test_runner_starts_and_stops_the_offboard_stack(tmp_path, ros_env):
 
 
 def test_runner_rejects_an_unknown_stack():
-    result = subprocess.run([sys.executable, "-m", "dreamer_ros.runner", "everything"],
+    result = subprocess.run([sys.executable, "-m", "dreamer_ros.stack_launcher", "everything"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "invalid choice" in result.stderr
 

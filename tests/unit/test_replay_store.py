@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from replay_support import ACT, OBS, check_content, make, stored_seqs
 
-from dreamer_core.storage import AddResult, ReplayStore, ReplayStoreError, ReplayWriteError, chunk, store
+from dreamer_core import io as dreamer_io
+from dreamer_core.storage import AddResult, ReplayStore, ReplayStoreError, ReplayWriteError, store
 
 
 def open_store(path, **kw) -> ReplayStore:
@@ -135,7 +136,7 @@ def test_eviction_by_bytes(tmp_path):
 
 
 def failing_write(after_bytes: int):
-    """A stand-in for chunk.write_all that writes part of the data, then fails like a full disk."""
+    """A stand-in for write_all that writes part of the data, then fails like a full disk."""
 
     def write(fd, data):
         os.write(fd, bytes(memoryview(data)[:after_bytes]))
@@ -171,7 +172,7 @@ def test_disk_full_on_seal_is_clear_and_keeps_data(tmp_path, monkeypatch):
     for seq in range(12):
         s.add(make(seq))
     s.flush()
-    monkeypatch.setattr(chunk, "write_all", failing_write(50))
+    monkeypatch.setattr(dreamer_io, "write_all", failing_write(50))
     with pytest.raises(ReplayWriteError, match="No space left on device"):
         for seq in range(12, 16):
             s.add(make(seq))

@@ -27,7 +27,7 @@ setup(
             "control_node = dreamer_ros.control_node:main",
             "replay_node = dreamer_ros.replay_node:main",
             "learner_node = dreamer_ros.learner_node:main",
-            "dreamer_stack = dreamer_ros.runner:main",
+            "dreamer-stack = dreamer_ros.stack_launcher:main",
         ],
     },
 )

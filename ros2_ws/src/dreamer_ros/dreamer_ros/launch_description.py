@@ -1,7 +1,7 @@
 """launch_ros descriptions of the three stacks, shared by the files in launch/.
 
 Only the standard launch/launch_ros API is used. The node list and parameters
-come from dreamer_ros.stacks, the same source the `dreamer_stack` runner uses
+come from dreamer_ros.stacks, the same source the `dreamer-stack` runner uses
 where launch_ros is not installed. Imported by launch files only: it needs
 launch and launch_ros.
 """

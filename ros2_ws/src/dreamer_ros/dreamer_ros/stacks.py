@@ -1,6 +1,6 @@
 """The three stacks (sim, onboard, offboard) as data.
 
-Both the launch_ros files in launch/ and the `dreamer_stack` runner build their
+Both the launch_ros files in launch/ and the `dreamer-stack` runner build their
 processes from `stack_nodes`, so the two ways of starting the stack cannot drift.
 """
 

@@ -1,6 +1,6 @@
-"""dreamer_stack: start a stack's nodes where launch_ros is not installed.
+"""dreamer-stack: start a stack's nodes where launch_ros is not installed.
 
-    dreamer_stack sim --robot a1_sim --minutes 3 --run-dir runs/demo
+    dreamer-stack sim --robot a1_sim --minutes 3 --run-dir runs/demo
 
 It starts the same executables with the same parameter files as the launch files
 in launch/ (both read dreamer_ros.stacks), writes each node's output to
@@ -60,7 +60,7 @@ class Stack:
             self.processes[spec.name] = subprocess.Popen(
                 node_command(spec, params_dir), stdout=log, stderr=subprocess.STDOUT
             )
-            print(f"[dreamer_stack] started {spec.name} (pid {self.processes[spec.name].pid})", flush=True)
+            print(f"[dreamer-stack] started {spec.name} (pid {self.processes[spec.name].pid})", flush=True)
 
     def dead(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is not None]
@@ -69,7 +69,7 @@ class Stack:
         names = sorted(self.processes, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else 0)
         for name in names:
             if not stop_process(self.processes[name], grace_s):
-                print(f"[dreamer_stack] {name} ignored SIGINT for {grace_s:.0f} s; killed it", flush=True)
+                print(f"[dreamer-stack] {name} ignored SIGINT for {grace_s:.0f} s; killed it", flush=True)
 
 
 def stop_process(proc: subprocess.Popen, grace_s: float) -> bool:
@@ -138,7 +138,7 @@ class DiagnosticsWatcher:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="dreamer_stack", description=__doc__,
+    parser = argparse.ArgumentParser(prog="dreamer-stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stack", choices=sorted(STACKS), help="which nodes to start")
     parser.add_argument("--robot", default="a1_sim", help="robot config name or YAML path (default a1_sim)")
@@ -175,18 +175,18 @@ def main(argv=None) -> int:
     try:
         while time.monotonic() < deadline:
             time.sleep(min(10.0, max(0.1, deadline - time.monotonic())))
-            print(f"[dreamer_stack] {(time.monotonic() - started) / 60:4.1f} min | {watcher.line()}", flush=True)
+            print(f"[dreamer-stack] {(time.monotonic() - started) / 60:4.1f} min | {watcher.line()}", flush=True)
             dead = stack.dead()
             if dead:
-                print(f"[dreamer_stack] node(s) exited early: {dead}; see {stack.logs}", file=sys.stderr)
+                print(f"[dreamer-stack] node(s) exited early: {dead}; see {stack.logs}", file=sys.stderr)
                 break
     except KeyboardInterrupt:
         stopped_by_user = True
     finally:
-        print("[dreamer_stack] stopping ...", flush=True)
+        print("[dreamer-stack] stopping ...", flush=True)
         stack.stop()
         watcher.close()
-    print(f"[dreamer_stack] done{' (interrupted)' if stopped_by_user else ''}. Outputs:")
+    print(f"[dreamer-stack] done{' (interrupted)' if stopped_by_user else ''}. Outputs:")
     print(f"  node logs:            {stack.logs}")
     executables = {spec.executable for spec in specs}
     if "replay_node" in executables:
