@@ -14,7 +14,7 @@ MINUTES ?= 5
 
 help:
 	@echo "make setup  - create/refresh .venv from pinned versions and colcon-build ros2_ws"
-	@echo "make test   - setup, then ruff and the full pytest suite (unit, ROS integration, end-to-end)"
+	@echo "make test   - setup, then ruff, hadolint and the full pytest suite (unit, ROS integration, end-to-end)"
 	@echo "make demo   - setup, then run the simulated A1 learning loop (MINUTES=$(MINUTES))"
 	@echo "make bench  - setup, then run every benchmark in bench/ (not part of CI)"
 	@echo "make clean  - remove .venv and the colcon build"
@@ -43,8 +43,9 @@ $(STAMP_WS): $(STAMP_VENV) $(WS_SOURCES)
 	@touch $@
 
 lint: setup
-	@echo "[test] ruff check"
+	@echo "[test] ruff check, hadolint"
 	@$(RUN) ruff check .
+	@$(RUN) hadolint docker/onboard.Dockerfile docker/offboard.Dockerfile
 
 test: lint
 	@echo "[test] pytest"

@@ -1,5 +1,6 @@
-# Offboard image: replay_node + learner_node, CUDA torch. dreamer_core[learner] with
-# torch==2.13.0 (pinned as in requirements.txt) + the ROS 2 Kilted PyPI wheels + ros2_ws.
+# Offboard image: replay_node + learner_node, CUDA torch. dreamer_core[learner,bag] with
+# torch==2.13.0 (pinned as in requirements.txt), rosbags for dreamer-replay's bag export/import,
+# + the ROS 2 Kilted PyPI wheels + ros2_ws.
 # NOT BUILT WITH DOCKER: the project's machines have no Docker engine. The pip and colcon
 # steps mirror the Makefile and were run outside Docker; see docker/README.md.
 #
@@ -11,7 +12,9 @@
 FROM python:3.11-slim-bookworm
 ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
-RUN apt-get update && apt-get install -y --no-install-recommends cmake g++ make \
+# Versions pinned to Debian 12 (bookworm), the base image's release (hadolint DL3008).
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        cmake=3.25.1-1 g++=4:12.2.0-3 make=4.3-4.1 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/dreamer
@@ -29,7 +32,7 @@ COPY ros2_ws/src ros2_ws/src
 
 RUN python -m venv .venv \
     && grep -E '^(ros-|colcon-)' requirements.txt > /tmp/ros.txt \
-    && .venv/bin/pip install -c requirements.txt -r /tmp/ros.txt '.[learner]' \
+    && .venv/bin/pip install -c requirements.txt -r /tmp/ros.txt '.[learner,bag]' \
     && .venv/bin/python scripts/fix_ros_wheel_paths.py
 
 RUN bash -c 'source scripts/env.sh && cd ros2_ws && colcon build --event-handlers console_cohesion- summary+ \

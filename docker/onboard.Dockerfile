@@ -7,7 +7,9 @@
 FROM python:3.11-slim-bookworm
 
 # cmake + a C/C++ compiler build the dreamer_msgs interface package.
-RUN apt-get update && apt-get install -y --no-install-recommends cmake g++ make \
+# Versions pinned to Debian 12 (bookworm), the base image's release (hadolint DL3008).
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        cmake=3.25.1-1 g++=4:12.2.0-3 make=4.3-4.1 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/dreamer

@@ -48,7 +48,7 @@ def test_export_writes_one_npz(store_dir, tmp_path, capsys):
     assert main(["export", str(store_dir), str(one), "--session", "s2"]) == 0
     with np.load(one) as data:
         np.testing.assert_array_equal(data["seq"], np.arange(25))
-    assert main(["export", str(store_dir), str(one), "--robot", "nobody"]) == 1
+    assert main(["export", str(store_dir), str(tmp_path / "none.npz"), "--robot", "nobody"]) == 1
     assert "no session" in capsys.readouterr().err
 
 

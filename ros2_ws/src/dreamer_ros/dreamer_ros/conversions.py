@@ -76,16 +76,6 @@ def transition_to_msg(t: Transition, stamp_msg) -> TransitionMsg:
     return msg
 
 
-def transition_from_msg(msg: TransitionMsg) -> Transition:
-    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-    return Transition(
-        robot_id=msg.robot_id, session_id=msg.session_id, seq=int(msg.seq),
-        obs=np.asarray(msg.obs, dtype=np.float32), action=np.asarray(msg.action, dtype=np.float32),
-        reward=float(msg.reward), is_first=bool(msg.is_first), is_last=bool(msg.is_last),
-        is_terminal=bool(msg.is_terminal), policy_version=int(msg.policy_version), stamp=stamp,
-    )
-
-
 def bundle_to_msg(b: PolicyBundle) -> PolicyBundleMsg:
     msg = PolicyBundleMsg()
     msg.version = int(b.version)

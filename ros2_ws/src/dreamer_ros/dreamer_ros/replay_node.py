@@ -13,8 +13,9 @@ from dreamer_msgs.msg import Transition as TransitionMsg
 from rclpy.node import Node
 
 from dreamer_core.storage import ReplayStore
+from dreamer_core.storage.transition_msg import transition_from_msg
 from dreamer_ros import qos
-from dreamer_ros.conversions import diagnostic_status, transition_from_msg
+from dreamer_ros.conversions import diagnostic_status
 from dreamer_ros.params import load_node_robot_config
 from dreamer_ros.spin import run_node
 
