@@ -20,10 +20,13 @@ from dreamer_core.io import atomic_write
 from .sessions import SessionInfo
 
 Steps = Iterable[tuple[SessionInfo, dict[str, np.ndarray]]]
-# Per-step scalar columns, in CSV order after robot_id and session_id.
-_SCALARS = ("seq", "stamp", "policy_version", "reward", "is_first", "is_last", "is_terminal")
-# Shortest formats that read back to the identical value: float64 stamps, float32 data.
-_FORMATS = {"stamp": "%.17g", "reward": "%.9g"}
+# Per-step scalar columns in CSV order (after robot_id and session_id), with their formats:
+# 17 significant digits for the float64 stamp, 9 for float32 values, the fewest that always
+# read back identical.
+_SCALARS = {
+    "seq": "%d", "stamp": "%.17g", "policy_version": "%d", "reward": "%.9g",
+    "is_first": "%d", "is_last": "%d", "is_terminal": "%d",
+}
 
 
 def write_npz(out: Path, steps: Steps, infos: list[SessionInfo], obs_names: list[str], action_names: list[str]) -> int:
@@ -48,31 +51,32 @@ def write_npz(out: Path, steps: Steps, infos: list[SessionInfo], obs_names: list
     return len(arrays.get("seq", ()))
 
 
+def _csv_line(values: list[str]) -> str:
+    """One CSV line with the csv module's quoting (ids may hold commas or quotes)."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(values)
+    return line.getvalue()
+
+
 def write_csv(out: Path, steps: Steps, obs_names: list[str], action_names: list[str]) -> int:
     """One .csv with a header row: ``robot_id, session_id, seq, stamp, policy_version, reward,
     is_first, is_last, is_terminal`` (flags as 0/1), then the obs and action columns by name.
     Returns the number of steps."""
     count = 0
+    numbers = ",".join([*_SCALARS.values()] + ["%.9g"] * (len(obs_names) + len(action_names)))
 
-    def write(binary) -> None:
+    def write(f) -> None:
         nonlocal count
-        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-        table = csv.writer(text)
-        table.writerow(["robot_id", "session_id", *_SCALARS, *obs_names, *action_names])
+        f.write((_csv_line(["robot_id", "session_id", *_SCALARS, *obs_names, *action_names]) + "\n").encode())
         for info, rows in steps:
-            n = len(rows["seq"])
-            scalars = [
-                np.char.mod(_FORMATS[key], rows[key]) if key in _FORMATS else rows[key].astype(np.int64).astype(str)
-                for key in _SCALARS
+            row = _csv_line([info.robot_id, info.session_id]).replace("%", "%%") + "," + numbers + "\n"
+            columns = [rows[key].tolist() for key in _SCALARS]
+            lines = [
+                row % (*scalars, *obs, *action)
+                for *scalars, obs, action in zip(*columns, rows["obs"].tolist(), rows["action"].tolist(), strict=True)
             ]
-            body = np.column_stack(
-                [np.full(n, info.robot_id), np.full(n, info.session_id), *scalars,
-                 np.char.mod("%.9g", rows["obs"]), np.char.mod("%.9g", rows["action"])]
-            )
-            table.writerows(body.tolist())
-            count += n
-        text.flush()
-        text.detach()  # atomic_write still fsyncs and closes the binary file
+            f.write("".join(lines).encode())
+            count += len(lines)
 
     atomic_write(out, write)
     return count

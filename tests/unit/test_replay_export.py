@@ -29,6 +29,7 @@ from dreamer_core.storage.transition_msg import (
 REPO = Path(__file__).resolve().parents[2]
 OBS, ACT = 5, 3
 T0 = 1.7e9  # wall-clock stamps, as the control node writes them
+NIGHT = 'night, "shift" 100%'  # a session id that CSV must quote
 
 
 def transition(robot: str, session: str, seq: int, stamp: float) -> Transition:
@@ -49,7 +50,7 @@ def store_dir(tmp_path) -> Path:
         for seq in [*range(30), *range(35, 60)]:
             store.add(transition("a1", "morning", seq, T0 + seq * 0.02 + 1e-6 * seq))
         for seq in range(100, 140):
-            store.add(transition("b2", "night shift", seq, T0 + 0.013 + (seq - 100) * 0.02))
+            store.add(transition("b2", NIGHT, seq, T0 + 0.013 + (seq - 100) * 0.02))
     return directory
 
 
@@ -111,7 +112,7 @@ def test_bag_round_trip_is_identical_and_exactly_once(store_dir, tmp_path, capsy
     assert_same_rows(rows_by_session(store_dir), rows_by_session(copy))
     with ReplayStore(copy, readonly=True) as store:
         assert {(s.robot_id, s.session_id): s.gaps for s in store.sessions()} == {
-            ("a1", "morning"): 5, ("b2", "night shift"): 0,
+            ("a1", "morning"): 5, ("b2", NIGHT): 0,
         }
 
     code, out, _ = run(capsys, "import", bag, copy)
@@ -123,7 +124,7 @@ def test_bag_round_trip_is_identical_and_exactly_once(store_dir, tmp_path, capsy
 def test_exported_bag_opens_with_rosbags_and_header_stamp_is_the_stamp(store_dir, tmp_path, capsys):
     bag = tmp_path / "b2bag"
     assert run(capsys, "export", store_dir, bag, "--robot", "b2", "--topic", "/b2/transitions")[0] == 0
-    expected = rows_by_session(store_dir)[("b2", "night shift")]
+    expected = rows_by_session(store_dir)[("b2", NIGHT)]
     with AnyReader([bag]) as reader:
         assert [(c.topic, c.msgtype) for c in reader.connections] == [("/b2/transitions", TRANSITION_MSGTYPE)]
         assert reader.message_count == 40
@@ -132,7 +133,7 @@ def test_exported_bag_opens_with_rosbags_and_header_stamp_is_the_stamp(store_dir
         sec, nanosec = stamp_parts(float(expected["stamp"][i]))
         assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (sec, nanosec)
         assert log_time == sec * 1_000_000_000 + nanosec
-        assert (msg.robot_id, msg.session_id, msg.seq) == ("b2", "night shift", expected["seq"][i])
+        assert (msg.robot_id, msg.session_id, msg.seq) == ("b2", NIGHT, expected["seq"][i])
         np.testing.assert_array_equal(msg.obs, expected["obs"][i])
 
 
@@ -285,6 +286,25 @@ def test_output_is_exactly_what_was_asked(store_dir, tmp_path, capsys):
     code, _, err = run(capsys, "export", store_dir, tmp_path / "bag", "--robot-config", "a1_sim")
     assert code == 1 and "a bag has none" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["replay", "steps.data"]
+
+
+def test_csv_rows_read_back_identical(store_dir, tmp_path, capsys):
+    out = tmp_path / "all.csv"
+    code, _, err = run(capsys, "export", store_dir, out)
+    assert code == 0 and "columns are numbered" in err
+    header, rows = read_csv(out)
+    assert header[9:] == [f"obs.{i}" for i in range(OBS)] + [f"action.{i}" for i in range(ACT)]
+    assert len(rows) == 95 and all(len(r) == len(header) for r in rows)
+    for key, stored in rows_by_session(store_dir).items():
+        mine = [r for r in rows if tuple(r[:2]) == key]
+        np.testing.assert_array_equal([int(r[2]) for r in mine], stored["seq"])
+        np.testing.assert_array_equal([float(r[3]) for r in mine], stored["stamp"])
+        np.testing.assert_array_equal([int(r[4]) for r in mine], stored["policy_version"])
+        np.testing.assert_array_equal(np.float32([float(r[5]) for r in mine]), stored["reward"])
+        np.testing.assert_array_equal([[r[i] == "1" for i in (6, 7, 8)] for r in mine],
+                                      np.stack([stored["is_first"], stored["is_last"], stored["is_terminal"]], 1))
+        np.testing.assert_array_equal(np.float32([[float(v) for v in r[9:]] for r in mine]),
+                                      np.hstack([stored["obs"], stored["action"]]))
 
 
 @pytest.fixture
