@@ -24,14 +24,14 @@ from tqdm import tqdm
 
 from .records import AddResult, Transition
 from .sessions import SessionInfo
-from .store import ReplayStore
+from .store import ReplayStore, ReplayStoreError
 from .transition_msg import TRANSITION_MSG, TRANSITION_MSGTYPE, stamp_parts, transition_from_msg
 
 DEFAULT_TOPIC = "/transitions"
 _SEPARATOR = "=" * 80 + "\n"
 
 
-class BagError(Exception):
+class BagError(ReplayStoreError):
     """A bag cannot be written or imported as asked (the message says why and what to do)."""
 
 
@@ -93,7 +93,9 @@ def write_bag(out: Path, steps: Iterable[tuple[SessionInfo, dict[str, np.ndarray
 def _check_fields(reader: AnyReader, bag: Path) -> None:
     """The bag's own Transition definition must have every field this version reads."""
     ours = [name for name, _ in transition_typestore().fielddefs[TRANSITION_MSGTYPE][1]]
-    theirs = {name for name, _ in reader.typestore.fielddefs[TRANSITION_MSGTYPE][1]}
+    if (definition := reader.typestore.fielddefs.get(TRANSITION_MSGTYPE)) is None:
+        raise BagError(f"{bag} has {TRANSITION_MSGTYPE} messages but no definition of that type")
+    theirs = {name for name, _ in definition[1]}
     if missing := [name for name in ours if name not in theirs]:
         raise BagError(
             f"{bag}: its {TRANSITION_MSGTYPE} definition lacks {', '.join(missing)}; it was recorded with "

@@ -125,13 +125,24 @@ def _export(store: ReplayStore, args: argparse.Namespace) -> str:
     if not infos:
         raise ReplayStoreError(f"no session in {store.directory} matches robot={robot!r} session={session!r}")
     steps = _steps(store, robot, session, sum(s.stored_steps for s in infos), out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "rosbag2":
-        bag = _bag()
-        count, mcap = bag.write_bag(out, steps, args.topic or bag.DEFAULT_TOPIC)
-        return f"wrote {count} steps to rosbag2 bag {out} (MCAP file {mcap}, topic {args.topic or bag.DEFAULT_TOPIC})"
     try:
-        spec = _spec(store, args.robot_config)
+        if fmt == "rosbag2":
+            return _write_bag(out, steps, args.topic)
+        return _write_table(store, out, fmt, steps, infos, args.robot_config)
+    except OSError as exc:  # disk full, no permission: nothing is left at OUT
+        raise ReplayStoreError(f"writing {out} failed: {exc}") from None
+
+
+def _write_bag(out: Path, steps, topic: str | None) -> str:
+    bag = _bag()
+    topic = topic or bag.DEFAULT_TOPIC
+    count, mcap = bag.write_bag(out, steps, topic)
+    return f"wrote {count} steps to rosbag2 bag {out} (MCAP file {mcap}, topic {topic})"
+
+
+def _write_table(store: ReplayStore, out: Path, fmt: str, steps, infos, robot_config: str | None) -> str:
+    try:
+        spec = _spec(store, robot_config)
         obs_names, action_names = column_names(spec, store.obs_dim, store.act_dim)
     except ValueError as exc:  # ConfigError is a ValueError too
         raise ReplayStoreError(str(exc)) from None
@@ -141,6 +152,7 @@ def _export(store: ReplayStore, args: argparse.Namespace) -> str:
             "(obs.0, action.0, ...). Pass --robot-config NAME_OR_PATH to name them.",
             file=sys.stderr,
         )
+    out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "npz":
         count = write_npz(out, steps, infos, obs_names, action_names)
     else:
@@ -150,10 +162,7 @@ def _export(store: ReplayStore, args: argparse.Namespace) -> str:
 
 def _import(args: argparse.Namespace) -> str:
     bag = _bag()
-    try:
-        counts = bag.import_bag(args.bag, args.directory, topic=args.topic, progress=True)
-    except bag.BagError as exc:
-        raise ReplayStoreError(str(exc)) from None
+    counts = bag.import_bag(args.bag, args.directory, topic=args.topic, progress=True)
     added = bag.new_transitions(counts)
     line = (
         f"imported {added} new transitions from {args.bag} into {args.directory} "

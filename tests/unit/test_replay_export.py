@@ -307,6 +307,16 @@ def test_csv_rows_read_back_identical(store_dir, tmp_path, capsys):
                                       np.hstack([stored["obs"], stored["action"]]))
 
 
+def test_a_stamp_outside_builtin_interfaces_time_stops_the_export_and_leaves_nothing(tmp_path, capsys):
+    directory = tmp_path / "replay"
+    with ReplayStore(directory, obs_dim=OBS, act_dim=ACT, chunk_length=4) as store:
+        for seq in range(10):
+            store.add(transition("a1", "s", seq, T0 + seq if seq < 7 else -1.0))
+    code, _, err = run(capsys, "export", directory, tmp_path / "bags" / "bag")
+    assert code == 1 and "a1/s seq 7: stamp -1.0 s does not fit builtin_interfaces/Time" in err
+    assert list((tmp_path / "bags").iterdir()) == []
+
+
 @pytest.fixture
 def a1_store(tmp_path) -> Path:
     """A store shaped like the simulated A1's (obs_dim 46, act_dim 12)."""
