@@ -18,6 +18,7 @@ from dreamer_core.distributions import (
     unimix_probs,
 )
 from dreamer_core.models.actor_critic import slow_update
+from dreamer_core.runners.train_ratio import TrainRatio
 from dreamer_core.transforms import symexp, symlog
 
 torch.set_num_threads(1)
@@ -113,7 +114,7 @@ def test_discount_and_train_ratio_golden():
     config = load_agent_config("s")
     assert config.gamma == pytest.approx(0.996997, rel=1e-6)
     assert config.gamma**config.horizon == pytest.approx(0.9558896, rel=1e-6)
-    assert config.updates_per_policy_step == pytest.approx(0.5, rel=1e-12)
+    assert TrainRatio(config).updates_per_step == pytest.approx(0.5, rel=1e-12)
 
 
 def test_bins_are_symmetric_linspace():
