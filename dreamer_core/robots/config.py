@@ -154,7 +154,7 @@ class SafetyConfig(_Strict):
 
 
 class TrustConfig(_Strict):
-    """Model-trust gate (DESIGN.md §7): a candidate policy is promoted only when all checks pass."""
+    """Model-trust gate (docs/architecture.md#model-trust): a candidate policy is promoted only when all checks pass."""
 
     open_loop_steps: Annotated[int, Field(ge=1)] = 15  # k: prior steps rolled with the logged actions
     max_reward_error: PositiveFloat = 2.0  # mean |predicted - real| reward at step k
