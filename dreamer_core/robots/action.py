@@ -10,9 +10,9 @@ from dreamer_core.robots.config import RobotConfig
 class ActionMapper:
     """``target = default + scale * clip(action)``, low-pass filtered, kept inside the joint limits.
 
-    The clip to ``[-action.clip, action.clip]`` (= [-1, 1]) in :meth:`bounded` is the only one on
-    the robot side: the controller and the simulator pass actions through it and record what it
-    returns. The filter is ``y <- alpha * target + (1 - alpha) * y`` (``action.lowpass_alpha``;
+    The clip to ``[-action.clip, action.clip]`` (= [-1, 1], the policy's action box) in
+    :meth:`bounded` is the one onboard clip of the policy action; the simulator records the action
+    it returns. The filter is ``y <- alpha * target + (1 - alpha) * y`` (``action.lowpass_alpha``;
     1 disables it). Targets stay ``safety.joint_limit_margin_rad`` inside the limits.
     """
 

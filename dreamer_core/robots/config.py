@@ -63,8 +63,8 @@ def _registered(value: str, registry: dict) -> str:
     """``value`` if it names a registry entry, else the error a Literal of the entries would give."""
     if value not in registry:
         names = [repr(name) for name in registry]
-        raise PydanticCustomError("literal_error", "Input should be {expected}",
-                                  {"expected": ", ".join(names[:-1]) + " or " + names[-1]})
+        expected = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
     return value
 
 
