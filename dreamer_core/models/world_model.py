@@ -1,5 +1,5 @@
-"""The world model: encoder, RSSM, decoder, reward and continue heads (its objective is in
-:mod:`dreamer_core.algorithms.objectives`)."""
+"""The world model: encoder, RSSM, decoder, reward and continue heads (networks only; the
+objective that trains them belongs to the learning algorithms)."""
 
 from __future__ import annotations
 

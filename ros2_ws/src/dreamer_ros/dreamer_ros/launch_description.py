@@ -13,8 +13,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from dreamer_core.config import DEFAULT_PRESET
-from dreamer_ros.stacks import SIGNING_STACKS, ensure_signing_keys, stack_nodes
+from dreamer_ros.stacks import DEFAULT_PRESET, SIGNING_STACKS, ensure_signing_keys, stack_nodes
 from launch import LaunchDescription
 
 
