@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from dreamer_core.algorithms.agent import Agent
-from dreamer_core.algorithms.online import evaluate, train_online
 from dreamer_core.config import load_agent_config
+from dreamer_core.runners.online import evaluate, train_online
 
-# DreamerV3 (arXiv 2301.04104v1) DMC proprio, mean of 5 seeds, by env frames (DESIGN.md §5).
+# DreamerV3 (arXiv 2301.04104v1) DMC proprio, mean of 5 seeds, by env frames (the paper's score tables).
 PUBLISHED = {
     "cartpole_balance": {50_000: 518, 100_000: 821},
     "walker_stand": {50_000: 414, 100_000: 821},
@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10_000, help="env frames (agent steps × action repeat)")
     parser.add_argument("--prefill", type=int, default=2_500, help="random agent steps before training")
     parser.add_argument("--preset", default="s")
+    # An environment wrapper setting, not a learner key: DreamerV3 uses 2 on DMC.
+    parser.add_argument("--action-repeat", type=int, default=2, help="env frames per agent step")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--eval-episodes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -79,13 +81,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_agent_config(args.preset)
-    env = DMCEnv(args.task, config.action_repeat, args.seed)
+    env = DMCEnv(args.task, args.action_repeat, args.seed)
     agent = Agent(env.obs_dim, env.act_dim, config, device=args.device, seed=args.seed)
-    steps = args.frames // config.action_repeat
+    steps = args.frames // args.action_repeat
     start = time.perf_counter()
     train_online(agent, env, steps, prefill=min(args.prefill, steps), seed=args.seed)
     train_s = time.perf_counter() - start
-    score = evaluate(agent, DMCEnv(args.task, config.action_repeat, args.seed + 100), args.eval_episodes,
+    score = evaluate(agent, DMCEnv(args.task, args.action_repeat, args.seed + 100), args.eval_episodes,
                      seed=args.seed + 100)
     reference = ", ".join(f"{frames // 1000}k: {value}" for frames, value in PUBLISHED[args.task].items())
     print(f"task {args.task}  preset {args.preset}  device {args.device}  frames {args.frames}  "

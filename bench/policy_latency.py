@@ -48,7 +48,7 @@ def time_runtime(runtime: PolicyRuntime, observations: np.ndarray, desc: str) ->
 
 
 def time_torch(agent: Agent, observations: np.ndarray, desc: str) -> np.ndarray:
-    module = agent.policy_step_module().eval()
+    module = agent.policy_tick().eval()
     state = agent.initial_state(1)
     gumbel = np.zeros(tuple(state["z"].shape), np.float32)
     eps = np.zeros(tuple(state["prev_action"].shape), np.float32)

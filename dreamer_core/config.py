@@ -1,20 +1,29 @@
 """Learner hyper-parameters as data: pydantic-validated YAML presets.
 
-Defaults are the published DreamerV3 values (DESIGN.md §5); a preset YAML under
-``dreamer_core/presets/`` lists only what it changes. Errors name the key path and the file.
+Defaults are the published DreamerV3 values (arXiv 2301.04104v1; the table in
+docs/architecture.md#the-learner-recipe); a preset YAML under ``dreamer_core/presets/``
+lists only what it changes. Errors name the key path and the file.
 """
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
-Fraction = Field(ge=0.0, le=1.0)
+# The preset the learner, the launch files and the stack launcher start from when none is named.
+DEFAULT_PRESET = "xs"
+
+# Weight of every loss term in the learner's objectives (DreamerV3: the world-model terms at 1
+# except the two KL terms, the actor and critic losses at 1). A term without a scale is an error.
+DEFAULT_LOSS_SCALES = {
+    "decoder": 1.0, "reward": 1.0, "continue": 1.0, "kl_dyn": 0.5, "kl_rep": 0.1, "actor": 1.0, "critic": 1.0,
+}
 
 
 class AgentConfig(BaseModel):
@@ -32,10 +41,10 @@ class AgentConfig(BaseModel):
     unimix: float = Field(0.01, ge=0.0, lt=1.0)
     bins: PositiveInt = 255
     bin_range: PositiveFloat = 20.0
-    # World-model loss.
+    # Objectives: free bits of the KL terms and the weight of every loss term (missing keys keep
+    # their default, unknown keys are refused).
     free_nats: float = Field(1.0, ge=0.0)
-    kl_dyn_scale: float = Field(0.5, ge=0.0)
-    kl_rep_scale: float = Field(0.1, ge=0.0)
+    loss_scales: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_LOSS_SCALES))
     # Behaviour.
     horizon: PositiveInt = 15
     gamma: float = Field(1.0 - 1.0 / 333.0, gt=0.0, le=1.0)
@@ -61,11 +70,25 @@ class AgentConfig(BaseModel):
     # Data.
     batch_size: PositiveInt = 16
     seq_len: PositiveInt = 64
+    # Replayed steps per collected step; the one train ratio (see dreamer_core.runners.train_ratio).
     train_ratio: PositiveFloat = 512.0
-    action_repeat: PositiveInt = 2
     # Execution.
     precision: Literal["float32", "bf16"] = "bf16"
     compile: bool = False
+
+    @field_validator("loss_scales", mode="before")
+    @classmethod
+    def _complete_loss_scales(cls, value):
+        if not isinstance(value, dict):
+            return value  # pydantic reports the type error
+        unknown = sorted(set(value) - set(DEFAULT_LOSS_SCALES))
+        if unknown:
+            raise ValueError(f"unknown loss terms {unknown}; the terms are {list(DEFAULT_LOSS_SCALES)}")
+        bad = {k: v for k, v in value.items()
+               if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0}
+        if bad:
+            raise ValueError(f"scales must be numbers >= 0, got {bad}")
+        return {**DEFAULT_LOSS_SCALES, **value}
 
     @model_validator(mode="after")
     def _check_ranges(self) -> AgentConfig:
@@ -76,11 +99,6 @@ class AgentConfig(BaseModel):
         if self.bins < 2:
             raise ValueError("bins must be at least 2")
         return self
-
-    @property
-    def updates_per_policy_step(self) -> float:
-        """Gradient updates per policy (agent) step: ``train_ratio / (batch_size · seq_len)``."""
-        return self.train_ratio / (self.batch_size * self.seq_len)
 
 
 def preset_names() -> list[str]:
@@ -95,7 +113,7 @@ def _merge(base: dict, extra: dict) -> dict:
     return merged
 
 
-def load_agent_config(preset: str | Path = "xs", overrides: dict | None = None) -> AgentConfig:
+def load_agent_config(preset: str | Path = DEFAULT_PRESET, overrides: dict | None = None) -> AgentConfig:
     """Load a packaged preset by name (``"xs"``, ``"s"``, ``"m"``, ``"l"``) or a YAML file by path,
     apply ``overrides`` (a flat dict of config keys) and validate.
 

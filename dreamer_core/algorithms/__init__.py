@@ -1,1 +1,1 @@
-"""Losses, λ-returns and the DreamerV3 agent (training step and policy step)."""
+"""The learning: loss terms and objectives, λ-returns, the DreamerV3 agent, model trust and promotion."""

@@ -1,4 +1,4 @@
-"""The DreamerV3 agent: one training step (world model + behaviour) and one policy tick.
+"""The DreamerV3 agent: one training step (world model + behaviour), acting, checkpoints.
 
 Batches come in as numpy ``[B, T, ...]`` arrays (see :meth:`Agent.train_step`); internally
 everything is time-major ``[T, B, ...]`` so that recurrences index the first axis.
@@ -15,15 +15,17 @@ import torch
 from torch import nn
 
 from dreamer_core.algorithms import losses
+from dreamer_core.algorithms.objectives import scaled_sum, world_model_terms
 from dreamer_core.algorithms.returns import ReturnNormaliser, lambda_return
 from dreamer_core.config import AgentConfig
 from dreamer_core.distributions import gumbel_noise
 from dreamer_core.io import atomic_write
 from dreamer_core.models import Actor, Critic, WorldModel
 from dreamer_core.models.actor_critic import slow_update
-from dreamer_core.transforms import symlog
+from dreamer_core.models.policy_tick import ACTION_HIGH, ACTION_LOW, PolicyTick
 
-CHECKPOINT_FORMAT = 1
+# 2: loss_scales replaced kl_dyn_scale/kl_rep_scale, and callers may store extra state (the learner's).
+CHECKPOINT_FORMAT = 2
 BATCH_KEYS = ("obs", "action", "reward", "is_first", "is_last", "is_terminal")
 
 
@@ -42,37 +44,10 @@ def frozen(*modules: nn.Module):
             p.requires_grad_(flag)
 
 
-def straight_through_clip(x: torch.Tensor, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
-    """Clip values into the action box while letting gradients pass unchanged."""
+def straight_through_clip(x: torch.Tensor, low: float = ACTION_LOW, high: float = ACTION_HIGH) -> torch.Tensor:
+    """Clip values into the action box (the one the exported tick clamps to) while letting
+    gradients pass unchanged."""
     return x.clamp(low, high) + (x - x.detach())
-
-
-class PolicyTick(nn.Module):
-    """Exactly one control tick, sharing the agent's parameters (the ONNX-exported graph).
-
-    ``forward(obs[B,O], h[B,D], z[B,S·C], prev_action[B,A], is_first[B], gumbel[B,S·C], eps[B,A])``
-    returns ``(action, action_mean, h_next, z_next)``. Where ``is_first`` the carried state is
-    replaced by the episode-start state (only h matters: z and the previous action are consumed
-    by the GRU step that already produced the carried h), exactly as :meth:`RSSM.observe` does.
-    """
-
-    def __init__(self, world_model: WorldModel, actor: Actor):
-        super().__init__()
-        self.encoder = world_model.encoder
-        self.rssm = world_model.rssm
-        self.actor = actor
-
-    def forward(self, obs, h, z, prev_action, is_first, gumbel, eps):
-        rssm = self.rssm
-        h = rssm.reset(h, is_first)
-        post = rssm.posterior_probs(h, self.encoder(symlog(obs)))
-        logits = torch.log(post) + gumbel.reshape(post.shape)
-        z_next = nn.functional.one_hot(torch.argmax(logits, -1), rssm.classes).to(h.dtype).flatten(-2)
-        mean, std = self.actor(torch.cat([h, z_next], -1))
-        action = torch.clamp(mean + std * eps, -1.0, 1.0)
-        # The class's eager step, never an instance-level torch.compile wrapper: this graph is exported.
-        h_next = type(rssm).step(rssm, h, z_next, action)
-        return action, mean, h_next, z_next
 
 
 class Agent(nn.Module):
@@ -103,9 +78,7 @@ class Agent(nn.Module):
         self.act_generator = torch.Generator(self.device).manual_seed(self.seed + 1)
         self.np_rng = np.random.default_rng(self.seed)
         self.updates = 0
-        self.policy_steps = 0
-        # Not a registered submodule: it only re-references parameters already in the agent.
-        self.__dict__["_tick"] = PolicyTick(self.wm, self.actor)
+        self.policy_steps = 0  # calls of policy_step (observations acted on), not replay steps
         self._amp = c.precision == "bf16" and self.device.type == "cuda"
         if c.compile:
             # The GRU transition runs T + H times per update; compiling it fuses its small ops.
@@ -153,7 +126,12 @@ class Agent(nn.Module):
         c = self.config
         shape = (*data["obs"].shape[:2], c.stoch, c.classes)
         with self._autocast():
-            return self.wm.loss(data, gumbel_noise(shape, self.generator, self.device))
+            terms, post = world_model_terms(self.wm, data, gumbel_noise(shape, self.generator, self.device),
+                                            c.free_nats)
+            total = scaled_sum(terms, c.loss_scales).mean()
+        metrics = {f"loss/{k}": v.mean().detach() for k, v in terms.items()}
+        metrics["loss/world_model"] = total.detach()
+        return total, metrics, post
 
     def _imagine(self, h: torch.Tensor, z: torch.Tensor, horizon: int, generator: torch.Generator) -> dict:
         def policy(h_t, z_t):
@@ -189,14 +167,15 @@ class Agent(nn.Module):
             scored = self._score(traj, start["cont"])
         ret, value, weight = scored["return"], scored["value"], scored["weight"][:-1]
         self.return_norm.update(ret)
-        actor = (weight * losses.actor_loss(ret, value[:-1], traj["std"], self.return_norm.scale,
-                                            c.actor_entropy)).mean()
+        actor = c.loss_scales["actor"] * (weight * losses.actor_loss(ret, value[:-1], traj["std"],
+                                                                    self.return_norm.scale, c.actor_entropy)).mean()
         feat = traj["feat"][:-1].detach()
         with self._autocast():
             logits = self.critic(feat)
             with torch.no_grad():
                 slow_value = self.slow_critic.value(feat)
-        critic = (weight * losses.critic_loss(logits, ret, slow_value, self.critic.bins, c.slow_critic_reg)).mean()
+        critic = c.loss_scales["critic"] * (
+            weight * losses.critic_loss(logits, ret, slow_value, self.critic.bins, c.slow_critic_reg)).mean()
         metrics = {"loss/actor": actor.detach(), "loss/critic": critic.detach(),
                    "imag/return": ret.mean().detach(), "imag/value": value.mean().detach(),
                    "imag/reward": scored["reward"][1:].mean().detach(), "imag/action_std": traj["std"].mean().detach(),
@@ -242,9 +221,11 @@ class Agent(nn.Module):
             h = rssm.initial_h(batch_size).clone()
         return {"h": h, "z": h.new_zeros(batch_size, rssm.z_dim), "prev_action": h.new_zeros(batch_size, self.act_dim)}
 
-    def policy_step_module(self) -> nn.Module:
-        """The one-tick module (shares this agent's parameters) for ONNX export and acting."""
-        return self._tick
+    def policy_tick(self) -> PolicyTick:
+        """The one-tick module for ONNX export and acting, built on demand: it only re-references
+        this agent's modules (sharing their parameters), so it is no submodule of the agent and
+        adds nothing to checkpoints."""
+        return PolicyTick(self.wm, self.actor)
 
     @torch.no_grad()
     def policy_step(self, obs: np.ndarray, state: dict | None, is_first: np.ndarray | bool,
@@ -271,8 +252,8 @@ class Agent(nn.Module):
         if not explore:
             eps = torch.zeros_like(eps)
         self.eval()
-        action, _, h_next, z_next = self._tick(obs_t, state["h"], state["z"], state["prev_action"], first,
-                                               gumbel, eps)
+        action, _, h_next, z_next = self.policy_tick()(obs_t, state["h"], state["z"], state["prev_action"],
+                                                       first, gumbel, eps)
         self.policy_steps += batch
         out = action.cpu().numpy()
         return (out[0] if single else out), {"h": h_next, "z": z_next, "prev_action": action}
@@ -299,8 +280,9 @@ class Agent(nn.Module):
                 "reward": float(scored["reward"][1:].mean())}
 
     # --- checkpoints -------------------------------------------------------------------------
-    def save_checkpoint(self, path: str | Path) -> None:
-        """Write everything needed to resume bit-exactly (atomically, see :func:`dreamer_core.io.atomic_write`)."""
+    def save_checkpoint(self, path: str | Path, extra: dict | None = None) -> None:
+        """Write everything needed to resume bit-exactly, plus the caller's ``extra`` state (plain
+        Python data), atomically (see :func:`dreamer_core.io.atomic_write`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -313,22 +295,18 @@ class Agent(nn.Module):
             "rng": {"train": self.generator.get_state(), "act": self.act_generator.get_state(),
                     "numpy": self.np_rng.bit_generator.state},
             "counters": {"updates": self.updates, "policy_steps": self.policy_steps},
+            "extra": extra or {},
         }
         atomic_write(path, lambda f: torch.save(payload, f))
 
     @classmethod
     def load_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Agent:
         """Rebuild an agent from :meth:`save_checkpoint` output, ready to continue training exactly."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"checkpoint {path} does not exist")
-        try:
-            payload = torch.load(path, map_location=device, weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"checkpoint {path} could not be read ({exc}); is it an Agent checkpoint?") from exc
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint {path} has format {payload.get('format')!r}; "
-                             f"this version reads format {CHECKPOINT_FORMAT}")
+        return cls.from_checkpoint(read_checkpoint(path, device), device)
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict, device: str | torch.device = "cpu") -> Agent:
+        """Rebuild an agent from a payload returned by :func:`read_checkpoint`."""
         agent = cls(payload["obs_dim"], payload["act_dim"], AgentConfig(**payload["config"]), device,
                     payload["seed"])
         agent.load_state_dict(payload["modules"])
@@ -341,3 +319,19 @@ class Agent(nn.Module):
         agent.updates = payload["counters"]["updates"]
         agent.policy_steps = payload["counters"]["policy_steps"]
         return agent
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """The payload of an agent checkpoint (dims, config, ``extra``, ...); ValueError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} could not be read ({exc}); is it an Agent checkpoint?") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise ValueError(f"checkpoint {path} has format {found!r}; this version reads format {CHECKPOINT_FORMAT} "
+                         "(start a new run directory, or resume with the dreamer_core that wrote it)")
+    return payload

@@ -1,4 +1,4 @@
-"""Onboard safety of DESIGN.md §8: watchdog, tilt, e-stop, finiteness, joint and rate limits.
+"""Onboard safety (docs/architecture.md#onboard-safety): watchdog, tilt, e-stop, finiteness, joint and rate limits.
 
 Everything here is cheap numpy on a handful of floats: it runs on every tick.
 """

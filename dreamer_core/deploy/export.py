@@ -10,55 +10,47 @@ from typing import BinaryIO
 import onnx
 import torch
 
-from dreamer_core.deploy.manifest import INPUT_NAMES, OUTPUT_NAMES, PolicyDims
 from dreamer_core.deploy.validation import MAX_OPSET
+from dreamer_core.models.policy_tick import PolicyTick
+from dreamer_core.spec import TICK_INPUTS, TICK_OUTPUTS
 
 # LayerNormalization is an ONNX op from opset 17 on.
 DEFAULT_OPSET = 17
 
 
-def export_policy_step(
-    module: torch.nn.Module,
-    obs_dim: int,
-    act_dim: int,
-    deter_dim: int,
-    stoch_dim: int,
+def export_policy_tick(
+    tick: PolicyTick,
     path_or_buffer: str | Path | BinaryIO | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> bytes:
-    """Export ``module`` (one tick: ``forward(obs, h, z, prev_action, is_first, gumbel, eps) ->
-    (action, action_mean, h_next, z_next)``) to ONNX with fixed batch-1 shapes.
+    """Export one control tick to ONNX with the contract's fixed batch-1 shapes (``tick.dims``).
 
-    ``stoch_dim`` is the flat width S*C of z. Returns the ONNX bytes and also writes them to
-    ``path_or_buffer`` when given. Weights are embedded (no external data).
+    Returns the ONNX bytes and also writes them to ``path_or_buffer`` when given. Weights are
+    embedded (no external data).
     """
     if opset > MAX_OPSET:
         raise ValueError(f"opset {opset} is newer than robots accept (MAX_OPSET {MAX_OPSET})")
-    device = next(module.parameters()).device
-    widths = (obs_dim, deter_dim, stoch_dim, act_dim, None, stoch_dim, act_dim)
-    example = tuple(torch.zeros((1, n) if n else (1,), device=device) for n in widths)
     buffer = io.BytesIO()
-    was_training = module.training
-    module.eval()
+    was_training = tick.training
+    tick.eval()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # The dynamo exporter needs onnxscript, which the learner image does not carry; the
             # TorchScript exporter handles this fixed-shape, control-flow-free graph fine.
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             torch.onnx.export(
-                module,
-                example,
+                tick,
+                tick.example_inputs(),
                 buffer,
                 dynamo=False,
-                input_names=list(INPUT_NAMES),
-                output_names=list(OUTPUT_NAMES),
+                input_names=list(TICK_INPUTS),
+                output_names=list(TICK_OUTPUTS),
                 opset_version=opset,
                 do_constant_folding=True,
             )
     finally:
-        module.train(was_training)
-    shapes = PolicyDims(obs=obs_dim, act=act_dim, deter=deter_dim, stoch=stoch_dim).input_shapes()
-    onnx_bytes = _restore_contract_inputs(buffer.getvalue(), shapes)
+        tick.train(was_training)
+    onnx_bytes = _restore_contract_inputs(buffer.getvalue(), tick.dims.input_shapes())
     if isinstance(path_or_buffer, str | Path):
         Path(path_or_buffer).write_bytes(onnx_bytes)
     elif path_or_buffer is not None:
@@ -69,17 +61,8 @@ def export_policy_step(
 def export_agent(
     agent, path_or_buffer: str | Path | BinaryIO | None = None, opset: int = DEFAULT_OPSET
 ) -> bytes:
-    """Export ``agent.policy_step_module()`` with the dimensions of ``agent.initial_state(1)``."""
-    state = agent.initial_state(1)
-    return export_policy_step(
-        agent.policy_step_module(),
-        agent.obs_dim,
-        agent.act_dim,
-        state["h"].shape[-1],
-        state["z"].shape[-1],
-        path_or_buffer,
-        opset=opset,
-    )
+    """Export ``agent.policy_tick()``."""
+    return export_policy_tick(agent.policy_tick(), path_or_buffer, opset=opset)
 
 
 def _restore_contract_inputs(onnx_bytes: bytes, shapes: dict[str, tuple[int, ...]]) -> bytes:

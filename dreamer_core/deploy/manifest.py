@@ -13,42 +13,12 @@ from typing import Any
 import pydantic
 
 from dreamer_core.deploy.errors import BundleRejected
-from dreamer_core.spec import PolicySpec
+from dreamer_core.spec import TICK_INPUTS, TICK_OUTPUTS, PolicyDims, PolicySpec
 
 FORMAT_VERSION = 1
 
-# One control tick (DESIGN.md §6); the graph's inputs and outputs, in this order.
-INPUT_NAMES = ("obs", "h", "z", "prev_action", "is_first", "gumbel", "eps")
-OUTPUT_NAMES = ("action", "action_mean", "h_next", "z_next")
-
-
-class PolicyDims(pydantic.BaseModel):
-    """Widths of the policy step's tensors: obs O, action A, deterministic h D, flat stochastic z S*C."""
-
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
-
-    obs: pydantic.PositiveInt
-    act: pydantic.PositiveInt
-    deter: pydantic.PositiveInt
-    stoch: pydantic.PositiveInt
-
-    def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Expected shape of each graph input, in contract order (batch 1; ``is_first`` has one element)."""
-        shapes = [
-            (1, self.obs),
-            (1, self.deter),
-            (1, self.stoch),
-            (1, self.act),
-            (1,),
-            (1, self.stoch),
-            (1, self.act),
-        ]
-        return dict(zip(INPUT_NAMES, shapes, strict=True))
-
-    def output_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Expected shape of each graph output, in contract order."""
-        shapes = [(1, self.act), (1, self.act), (1, self.deter), (1, self.stoch)]
-        return dict(zip(OUTPUT_NAMES, shapes, strict=True))
+# The tick contract is defined beside PolicySpec; these names stay for callers of this module.
+INPUT_NAMES, OUTPUT_NAMES = TICK_INPUTS, TICK_OUTPUTS
 
 
 class Manifest(pydantic.BaseModel):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dreamer_core.deploy.errors import BundleRejected
-from dreamer_core.deploy.manifest import PolicyDims
+from dreamer_core.spec import PolicyDims
 
 # Newest default-domain opset whose operator semantics this runtime was validated with.
 MAX_OPSET = 20

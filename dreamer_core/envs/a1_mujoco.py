@@ -193,11 +193,10 @@ class A1MujocoEnv:
         return self._result(obs, signals, 0.0, {}, first=True, last=False, terminal=False)
 
     def step(self, action: np.ndarray) -> dict:
-        """One control period under policy ``action`` (in [-clip, clip]^J)."""
+        """One control period under policy ``action`` (clipped to [-1, 1]^J by the action mapper)."""
         if self._done:
             raise RuntimeError("episode is over (or reset() was never called): call reset() first")
-        clip = self.config.action.clip
-        action = np.clip(np.asarray(action, dtype=np.float64), -clip, clip)
+        action = self.mapper.bounded(action)
         targets = self.mapper(action)
         signals = self.apply_joint_targets(targets)
         reward, terms = self.reward_fn(signals, action, self._prev_action)

@@ -1,11 +1,11 @@
-"""The world model: encoder, RSSM, decoder, reward and continue heads, and its loss."""
+"""The world model: encoder, RSSM, decoder, reward and continue heads (networks only; the
+objective that trains them belongs to the learning algorithms)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from dreamer_core.algorithms import losses
 from dreamer_core.config import AgentConfig
 from dreamer_core.distributions import twohot_bins, twohot_decode
 from dreamer_core.models.rssm import RSSM
@@ -20,6 +20,7 @@ class WorldModel(nn.Module):
         super().__init__()
         c = config
         self.config = c
+        self.obs_dim = obs_dim
         self.encoder = MLP(obs_dim, c.units, c.layers)
         self.rssm = RSSM(act_dim, c.units, c.deter, c.units, c.stoch, c.classes, c.unimix)
         self.feat_dim = c.deter + c.stoch * c.classes
@@ -44,26 +45,3 @@ class WorldModel(nn.Module):
     def predict_continue(self, feat: torch.Tensor) -> torch.Tensor:
         """Probability that the episode continues from this state."""
         return torch.sigmoid(self.cont(feat).squeeze(-1).float())
-
-    def loss(self, data: dict[str, torch.Tensor], gumbel: torch.Tensor) -> tuple[torch.Tensor, dict, dict]:
-        """World-model loss on a time-major batch ([T, B, ...] tensors).
-
-        Returns (scalar loss, metrics of detached scalars, posterior rollout dict).
-        """
-        c = self.config
-        embed = self.encode(data["obs"])
-        post = self.rssm.observe(embed, data["action"], data["is_first"], gumbel)
-        feat = self.features(post["h"], post["z"])
-        dyn, rep = losses.kl_losses(post["post"], post["prior"], c.free_nats)
-        terms = {
-            "decoder": losses.decoder_loss(self.decoder(feat), data["obs"]),
-            "reward": losses.reward_loss(self.reward(feat), data["reward"], self.bins),
-            "continue": losses.continue_loss(self.cont(feat), data["is_terminal"]),
-            "kl_dyn": dyn,
-            "kl_rep": rep,
-        }
-        total = (terms["decoder"] + terms["reward"] + terms["continue"]
-                 + c.kl_dyn_scale * dyn + c.kl_rep_scale * rep).mean()
-        metrics = {f"loss/{k}": v.mean().detach() for k, v in terms.items()}
-        metrics["loss/world_model"] = total.detach()
-        return total, metrics, post

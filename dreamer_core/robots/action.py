@@ -1,4 +1,4 @@
-"""Map normalised policy actions to joint position targets."""
+"""Map normalised policy actions to joint position targets (the one onboard action clip)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from dreamer_core.robots.config import RobotConfig
 class ActionMapper:
     """``target = default + scale * clip(action)``, low-pass filtered, kept inside the joint limits.
 
-    The filter is ``y <- alpha * target + (1 - alpha) * y`` (``action.lowpass_alpha``;
+    The clip to ``[-action.clip, action.clip]`` (= [-1, 1], the policy's action box) in
+    :meth:`bounded` is the one onboard clip of the policy action; the simulator records the action
+    it returns. The filter is ``y <- alpha * target + (1 - alpha) * y`` (``action.lowpass_alpha``;
     1 disables it). Targets stay ``safety.joint_limit_margin_rad`` inside the limits.
     """
 
@@ -38,13 +40,17 @@ class ActionMapper:
             )
         self._filtered = start.copy()
 
-    def __call__(self, action: np.ndarray) -> np.ndarray:
-        """Joint position targets [J] (rad) for a policy action [J]."""
+    def bounded(self, action: np.ndarray) -> np.ndarray:
+        """The action [J] (float64) clipped to the action box; ValueError on a wrong shape or NaN/inf."""
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.default.shape:
             raise ValueError(f"action: expected {self.default.size} values, got shape {action.shape}")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action: non-finite values {action}")
-        target = self.default + self.scale * np.clip(action, -self.clip, self.clip)
+        return np.clip(action, -self.clip, self.clip)
+
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        """Joint position targets [J] (rad) for a policy action [J] (clipped by :meth:`bounded`)."""
+        target = self.default + self.scale * self.bounded(action)
         self._filtered = self.alpha * target + (1.0 - self.alpha) * self._filtered
         return np.clip(self._filtered, self.lower, self.upper)

@@ -15,23 +15,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from dreamer_core.robots.observation import OBSERVATION_TERMS
+from dreamer_core.robots.reward import REWARD_KINDS
 from dreamer_core.spec import PolicySpec
 
-# Signals that only exist when a topic provides them: term -> topics field.
+# Signals that only exist when a topic provides them: RobotSignals field -> topics field.
 OPTIONAL_SIGNAL_TOPIC = {"base_lin_vel": "odometry", "foot_contacts": "foot_contacts"}
-
-ObsTermName = Literal[
-    "joint_pos", "joint_vel", "base_ang_vel", "projected_gravity", "roll_pitch",
-    "prev_action", "foot_contacts", "base_lin_vel",
-]
-RewardKind = Literal["upright", "joint_posture", "forward_velocity", "action_rate", "joint_velocity", "alive"]
-# Signal each reward kind reads (None: needs no sensor beyond the action).
-REWARD_SIGNAL = {
-    "upright": "base_quat", "joint_posture": "joint_pos", "forward_velocity": "base_lin_vel",
-    "action_rate": None, "joint_velocity": "joint_vel", "alive": None,
-}
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -67,20 +59,48 @@ class JointConfig(_Strict):
         return self
 
 
-class ObservationTerm(_Strict):
-    """One observation term; its values are multiplied by ``scale``."""
+def _registered(value: str, registry: dict) -> str:
+    """``value`` if it names a registry entry, else the error a Literal of the entries would give."""
+    if value not in registry:
+        names = [repr(name) for name in registry]
+        expected = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
 
-    name: ObsTermName
+
+class ObservationTerm(_Strict):
+    """One observation term (a name in dreamer_core.robots.observation.OBSERVATION_TERMS),
+    its values multiplied by ``scale``."""
+
+    name: str
     scale: FiniteFloat = 1.0
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _registered(value, OBSERVATION_TERMS)
 
 
 class ActionConfig(_Strict):
-    """Policy action in [-clip, clip]^J -> joint position targets around the default pose."""
+    """Policy action in [-1, 1]^J -> joint position targets around the default pose.
+
+    ``clip`` must be 1: the actor's action box is [-1, 1] (the exported tick clamps to it and
+    imagination clips to it), so another clip would either never bind or make the robot execute
+    other actions than the model was trained on; ``scale`` sets the range in radians.
+    """
 
     kind: Literal["joint_position_offset"] = "joint_position_offset"
     scale: PositiveFloat | list[PositiveFloat] = 0.25  # rad per unit action (one value or one per joint)
-    clip: PositiveFloat = 1.0
+    clip: float = 1.0
     lowpass_alpha: Annotated[float, Field(gt=0, le=1)] = 1.0  # 1.0: no filter
+
+    @field_validator("clip")
+    @classmethod
+    def _unit_box(cls, value: float) -> float:
+        if value != 1.0:
+            raise ValueError(f"must be 1 (got {value}): policies act in [-1, 1]; "
+                             "set action.scale to change how far a unit action moves a joint")
+        return value
 
 
 class RewardTerm(_Strict):
@@ -90,13 +110,18 @@ class RewardTerm(_Strict):
     """
 
     name: str = Field(min_length=1)
-    kind: RewardKind
+    kind: str  # a name in dreamer_core.robots.reward.REWARD_KINDS
     weight: FiniteFloat = 1.0
     gate: list[str] = Field(default_factory=list)
     joints: list[str] | None = None  # joint_posture: which joints
     target: list[FiniteFloat] | None = None  # joint_posture: target angles (default: default pose)
     tolerance: PositiveFloat = 1.0  # joint_posture: mean abs error (rad) at which the term reaches 0
     max_velocity: PositiveFloat = 1.0  # forward_velocity: speed (m/s) that earns the full term
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _registered(value, REWARD_KINDS)
 
 
 class RewardConfig(_Strict):
@@ -129,7 +154,7 @@ class SafetyConfig(_Strict):
 
 
 class TrustConfig(_Strict):
-    """Model-trust gate (DESIGN.md §7): a candidate policy is promoted only when all checks pass."""
+    """Model-trust gate (docs/architecture.md#model-trust): a candidate policy is promoted only when all checks pass."""
 
     open_loop_steps: Annotated[int, Field(ge=1)] = 15  # k: prior steps rolled with the logged actions
     max_reward_error: PositiveFloat = 2.0  # mean |predicted - real| reward at step k
@@ -242,21 +267,16 @@ class RobotConfig(_Strict):
 
     def observation_layout(self) -> list[tuple[str, int]]:
         """(term name, width) in observation order."""
-        widths = {
-            "joint_pos": self.act_dim, "joint_vel": self.act_dim, "base_ang_vel": 3, "projected_gravity": 3,
-            "roll_pitch": 2, "prev_action": self.act_dim, "foot_contacts": len(self.feet), "base_lin_vel": 3,
-        }
-        return [(t.name, widths[t.name]) for t in self.observation]
+        return [(t.name, OBSERVATION_TERMS[t.name].width(self)) for t in self.observation]
 
     def policy_spec(self) -> PolicySpec:
         """The observation/action contract a policy for this robot must match."""
-        clip = self.action.clip
         return PolicySpec(
             robot_id=self.robot_id,
             observation=tuple(self.observation_layout()),
             action_joints=tuple(self.joint_names),
-            action_low=-clip,
-            action_high=clip,
+            action_low=-self.action.clip,
+            action_high=self.action.clip,
         )
 
 
@@ -276,10 +296,14 @@ def _cross_problems(cfg: RobotConfig):
     for i, term in enumerate(cfg.observation):
         if term.name in seen_obs:
             yield f"observation.{i}.name: term {term.name!r} appears twice"
+            continue
         seen_obs.add(term.name)
-        yield from _signal_problems(cfg, term.name, f"observation.{i}.name")
-    if "foot_contacts" in seen_obs and not cfg.feet:
-        yield "feet: the foot_contacts observation needs the list of feet"
+        kind = OBSERVATION_TERMS[term.name]
+        if kind.signal is not None:
+            yield from _signal_problems(cfg, kind.signal, f"observation.{i}.name")
+        problem = kind.check(cfg) if kind.check is not None else None
+        if problem is not None:
+            yield problem
     earlier: list[str] = []
     for i, term in enumerate(cfg.reward.terms):
         path = f"reward.terms.{i}"
@@ -288,20 +312,14 @@ def _cross_problems(cfg: RobotConfig):
         for gate in term.gate:
             if gate not in earlier:
                 yield f"{path}.gate: {gate!r} is not an earlier reward term (earlier: {earlier})"
-        signal = REWARD_SIGNAL[term.kind]
-        if signal is not None:
+        kind = REWARD_KINDS[term.kind]
+        for signal in kind.signals:
             yield from _signal_problems(cfg, signal, f"{path}.kind")
-        if term.kind == "joint_posture":
-            if not term.joints:
-                yield f"{path}.joints: joint_posture needs a non-empty list of joints"
-            else:
-                for j, joint in enumerate(term.joints):
-                    if joint not in names:
-                        yield f"{path}.joints.{j}: unknown joint {joint!r} (joints are {names})"
-                if term.target is not None and len(term.target) != len(term.joints):
-                    yield f"{path}.target: has {len(term.target)} values for {len(term.joints)} joints"
-        elif term.joints is not None or term.target is not None:
-            yield f"{path}: joints/target only apply to joint_posture terms"
+        if kind.check is not None:
+            yield from (f"{path}.{problem}" for problem in kind.check(term, cfg))
+        if not kind.uses_joints and (term.joints is not None or term.target is not None):
+            readers = [name for name, k in REWARD_KINDS.items() if k.uses_joints]
+            yield f"{path}: joints/target only apply to {' and '.join(readers)} terms"
         earlier.append(term.name)
     if cfg.sim is not None and cfg.feet and len(cfg.sim.foot_bodies) != len(cfg.feet):
         yield f"sim.foot_bodies: has {len(cfg.sim.foot_bodies)} bodies for {len(cfg.feet)} feet"

@@ -1,19 +1,29 @@
-"""Reward terms (each a short pure function) and the config-driven reward.
+"""Reward terms (each a short pure function), the reward kinds (a registry: name → signals
+read and function) and the config-driven reward.
 
 Formulas are documented in docs/robot_config.md ("Reward terms"). A term's
 contribution is ``weight * value * prod(clip(value_g, 0, 1) for g in gate)``:
 gating makes posture count only once upright and speed only once the posture
-is right (the structure of the DayDreamer A1 walking reward).
+is right (the structure of the DayDreamer A1 walking reward). Adding a kind is one
+entry in :data:`REWARD_KINDS`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dreamer_core.robots.config import RobotConfig
 from dreamer_core.robots.signals import RobotSignals, cos_tilt, tilt
+
+if TYPE_CHECKING:
+    from dreamer_core.robots.config import RewardTerm, RobotConfig
+
+# value(signals, action, prev_action) of one configured term.
+TermValue = Callable[[RobotSignals, np.ndarray, np.ndarray], float]
 
 
 def upright(base_quat: np.ndarray) -> float:
@@ -42,19 +52,62 @@ def joint_velocity(joint_vel: np.ndarray) -> float:
     return float(np.sum(np.square(joint_vel)))
 
 
+@dataclass(frozen=True)
+class RewardKind:
+    """One kind of reward term."""
+
+    # RobotSignals fields it reads (the config checks that optional ones have their topic, and a
+    # tick where one is missing is refused, never scored as zero).
+    signals: tuple[str, ...]
+    # Builds the term's value function from its config entry (parameters are resolved once here).
+    make: Callable[[RewardTerm, RobotConfig], TermValue]
+    # Whether the term reads its ``joints``/``target`` keys, and checks of those ('key: problem').
+    uses_joints: bool = False
+    check: Callable[[RewardTerm, RobotConfig], Iterator[str]] | None = None
+
+
+def _posture(term: RewardTerm, config: RobotConfig) -> TermValue:
+    index = {name: i for i, name in enumerate(config.joint_names)}
+    defaults = {j.name: j.default for j in config.joints}
+    joints = np.array([index[j] for j in term.joints], dtype=np.int64)
+    target = np.array(term.target if term.target is not None else [defaults[j] for j in term.joints])
+    return lambda s, action, prev: joint_posture(np.asarray(s.joint_pos)[joints], target, term.tolerance)
+
+
+def _posture_problems(term: RewardTerm, config: RobotConfig) -> Iterator[str]:
+    if not term.joints:
+        yield "joints: joint_posture needs a non-empty list of joints"
+        return
+    for j, joint in enumerate(term.joints):
+        if joint not in config.joint_names:
+            yield f"joints.{j}: unknown joint {joint!r} (joints are {config.joint_names})"
+    if term.target is not None and len(term.target) != len(term.joints):
+        yield f"target: has {len(term.target)} values for {len(term.joints)} joints"
+
+
+def _reads(value: Callable[[RewardTerm, RobotSignals, np.ndarray, np.ndarray], float]):
+    """``make`` for a kind that needs nothing resolved in advance: ``value(term, signals, action, prev)``."""
+    return lambda term, config: lambda s, action, prev: value(term, s, action, prev)
+
+
+REWARD_KINDS: dict[str, RewardKind] = {
+    "upright": RewardKind(("base_quat",), _reads(lambda term, s, action, prev: upright(s.base_quat))),
+    "joint_posture": RewardKind(("joint_pos",), _posture, uses_joints=True, check=_posture_problems),
+    "forward_velocity": RewardKind(
+        ("base_lin_vel",), _reads(lambda term, s, action, prev: forward_velocity(s.base_lin_vel, term.max_velocity))),
+    "action_rate": RewardKind((), _reads(lambda term, s, action, prev: action_rate(action, prev))),
+    "joint_velocity": RewardKind(("joint_vel",), _reads(lambda term, s, action, prev: joint_velocity(s.joint_vel))),
+    "alive": RewardKind((), _reads(lambda term, s, action, prev: 1.0)),
+}
+
+
 class RewardFunction:
     """The reward of a robot config, computed from the same signals on the sim and the robot."""
 
     def __init__(self, config: RobotConfig):
         self.config = config
-        index = {name: i for i, name in enumerate(config.joint_names)}
-        defaults = {j.name: j.default for j in config.joints}
-        self._terms = []
-        for term in config.reward.terms:
-            joints = np.array([index[j] for j in term.joints or []], dtype=np.int64)
-            names = term.joints or []
-            target = np.array(term.target if term.target is not None else [defaults[j] for j in names])
-            self._terms.append((term, joints, target))
+        self._terms = [(term, REWARD_KINDS[term.kind].signals, REWARD_KINDS[term.kind].make(term, config))
+                       for term in config.reward.terms]
 
     def __call__(
         self, signals: RobotSignals, action: np.ndarray, prev_action: np.ndarray
@@ -62,8 +115,12 @@ class RewardFunction:
         """Total reward and each term's weighted, gated contribution."""
         values: dict[str, float] = {}
         parts: dict[str, float] = {}
-        for term, joints, target in self._terms:
-            value = self._value(term, joints, target, signals, action, prev_action)
+        for term, needs, value_of in self._terms:
+            for signal in needs:
+                if getattr(signals, signal) is None:
+                    raise ValueError(f"reward term {term.name!r} needs {signal}, which is missing "
+                                     "(is its topic publishing?)")
+            value = value_of(signals, action, prev_action)
             if not math.isfinite(value):
                 raise ValueError(f"reward term {term.name!r}: non-finite value from the signals")
             values[term.name] = value
@@ -76,21 +133,3 @@ class RewardFunction:
     def is_fallen(self, signals: RobotSignals) -> bool:
         """Tilt beyond ``safety.max_tilt_rad`` (a terminal state)."""
         return tilt(signals.base_quat) > self.config.safety.max_tilt_rad
-
-    @staticmethod
-    def _value(term, joints, target, s: RobotSignals, action, prev_action) -> float:
-        if term.kind == "upright":
-            return upright(s.base_quat)
-        if term.kind == "joint_posture":
-            return joint_posture(np.asarray(s.joint_pos)[joints], target, term.tolerance)
-        if term.kind == "forward_velocity":
-            if s.base_lin_vel is None:
-                raise ValueError(f"reward term {term.name!r} needs base_lin_vel (odometry), which is missing")
-            return forward_velocity(s.base_lin_vel, term.max_velocity)
-        if term.kind == "action_rate":
-            return action_rate(action, prev_action)
-        if term.kind == "joint_velocity":
-            return joint_velocity(s.joint_vel)
-        if term.kind == "alive":
-            return 1.0
-        raise ValueError(f"unknown reward kind {term.kind!r}")

@@ -1,1 +1,2 @@
-"""Long-running loops that tie the library together (used by the ROS nodes and demos)."""
+"""Loops that drive the agent: the learner (used by learner_node), the online loop (tests and
+benchmarks) and the train-ratio limiter both pace themselves with."""

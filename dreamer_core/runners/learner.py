@@ -2,8 +2,10 @@
 
 `LearnerRunner.iterate()` does a bounded amount of work and returns the bundles to
 publish, so the learner node (or any script) drives it from its own loop and
-stays responsive. Everything it needs to resume (agent checkpoint, policy version,
-counters) is written atomically under `run_dir`.
+stays responsive. Everything it needs to resume (the agent and the typed
+:class:`LearnerState`: policy version, promotion records) is one checkpoint file,
+written atomically under `run_dir`; `learner_state.json` beside it is a readable
+summary derived from it, never read back.
 """
 
 from __future__ import annotations
@@ -18,43 +20,36 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from dreamer_core.algorithms.agent import Agent
-from dreamer_core.algorithms.promotion import evaluate_trust
-from dreamer_core.config import load_agent_config
+from dreamer_core.algorithms.agent import Agent, read_checkpoint
+from dreamer_core.algorithms.promotion import evaluate_trust, over_optimism, real_reward_by_version
+from dreamer_core.config import DEFAULT_PRESET, load_agent_config
 from dreamer_core.deploy import PolicyBundle, build_bundle, load_private_key, save_bundle_file
 from dreamer_core.deploy.export import export_agent
+from dreamer_core.deploy.runtime import spec_difference
 from dreamer_core.io import atomic_write
+from dreamer_core.runners.train_ratio import TrainRatio
+from dreamer_core.spec import PolicySpec
 from dreamer_core.storage import NotEnoughDataError, ReplayStore
 
-# Real steps of a policy version before its over-optimism is reported (noise below that).
-MIN_STEPS_FOR_OVER_OPTIMISM = 200
-
-
-def real_reward_by_version(store: ReplayStore) -> dict[int, tuple[float, int]]:
-    """Mean real reward per step (episode starts excluded) and step count, per policy version."""
-    sums: dict[int, list[float]] = {}
-    for _, cols in store.iter_steps():
-        keep = ~cols["is_first"]
-        versions, rewards = cols["policy_version"][keep], cols["reward"][keep]
-        for version in np.unique(versions):
-            acc = sums.setdefault(int(version), [0.0, 0])
-            chosen = rewards[versions == version]
-            acc[0] += float(chosen.sum())
-            acc[1] += len(chosen)
-    return {v: (total / count, count) for v, (total, count) in sums.items()}
+# Promotion decisions and predicted rewards kept in the learner state (older ones are in the log
+# and TensorBoard); bounds the checkpoint of a learner that runs for months.
+KEPT_RECORDS = 100
 
 
 class LearnerSettings(BaseModel):
-    """Learner-node settings (ROS parameters of learner_node; see docs/nodes.md)."""
+    """Learner-node settings (ROS parameters of learner_node; see docs/nodes.md).
+
+    The train ratio is the preset's (``AgentConfig.train_ratio``): it belongs to the recipe, is
+    saved in the checkpoint with the rest of it, and the online loop reads the same key.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     replay_dir: Path
     run_dir: Path
-    preset: str = "xs"
+    preset: str = DEFAULT_PRESET
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
-    train_ratio: float = Field(512.0, gt=0)
     min_steps: int = Field(1000, ge=1)
     export_every_updates: int = Field(100, ge=1)
     checkpoint_every_updates: int = Field(50, ge=1)
@@ -63,6 +58,76 @@ class LearnerSettings(BaseModel):
     # Niceness increment of the learner process: on a shared machine the robot-side processes come first.
     nice: int = Field(10, ge=0, le=19)
     private_key: Path | None = None
+
+
+class PromotionRecord(BaseModel):
+    """One gate decision on a candidate policy, promoted or not."""
+
+    version: int
+    update: int
+    time: float
+    promoted: bool
+    reasons: list[str]
+    metrics: dict[str, float]
+
+
+class LearnerState(BaseModel):
+    """What the learner adds to the agent checkpoint (format: ``LearnerState.model_dump()``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The policy spec the agent is trained for (RobotConfig.policy_spec().to_dict()).
+    spec: dict
+    policy_version: int = 0  # last promoted version; never reused
+    last_export_update: int = 0
+    promotions: list[PromotionRecord] = Field(default_factory=list)
+    # Imagined mean reward per step of each promoted version, held against what the robot then collects.
+    predicted_reward: dict[int, float] = Field(default_factory=dict)
+
+    def record(self, decision: PromotionRecord) -> None:
+        """Append a decision, keeping the newest :data:`KEPT_RECORDS`."""
+        self.promotions = [*self.promotions, decision][-KEPT_RECORDS:]
+
+    def predict(self, version: int, reward_per_step: float) -> None:
+        """Remember a promoted version's imagined reward per step, keeping the newest :data:`KEPT_RECORDS`."""
+        kept = sorted({**self.predicted_reward, version: reward_per_step}.items())[-KEPT_RECORDS:]
+        self.predicted_reward = dict(kept)
+
+
+def resume_mismatches(payload: dict, robot_config, preset: str) -> list[str]:
+    """Ways a checkpoint payload (:func:`read_checkpoint`) differs from the run's robot config and
+    preset, each naming both values."""
+    problems = []
+    dims, want = (payload["obs_dim"], payload["act_dim"]), (robot_config.obs_dim, robot_config.act_dim)
+    if dims != want:
+        problems.append(f"obs_dim/act_dim: checkpoint {dims[0]}/{dims[1]}, robot config "
+                        f"{robot_config.robot_id!r} {want[0]}/{want[1]}")
+    have_preset, want_preset = payload["config"]["name"], load_agent_config(preset).name
+    if have_preset != want_preset:
+        problems.append(f"preset: checkpoint {have_preset!r}, settings {want_preset!r}")
+    problems += spec_mismatch("checkpoint", PolicySpec.from_dict(payload["extra"]["learner"]["spec"]),
+                              robot_config.policy_spec())
+    return problems
+
+
+def store_mismatches(store: ReplayStore, obs_dim: int, act_dim: int, spec: PolicySpec) -> list[str]:
+    """Ways a replay store's layout differs from the policy spec the learner trains for."""
+    problems = []
+    if (store.obs_dim, store.act_dim) != (obs_dim, act_dim):
+        problems.append(f"obs_dim/act_dim: replay store {store.obs_dim}/{store.act_dim}, "
+                        f"learner {obs_dim}/{act_dim}")
+    store_spec = getattr(store, "spec", None)
+    if store_spec is not None:
+        problems += spec_mismatch("replay store", store_spec, spec)
+    return problems
+
+
+def spec_mismatch(source: str, spec: PolicySpec, robot_spec: PolicySpec) -> list[str]:
+    """``[]`` when the specs hash equal, else one line naming the first difference and both hashes."""
+    if spec.hash() == robot_spec.hash():
+        return []
+    return [f"policy spec hash: {source} {spec.hash()[:12]}, robot config {robot_spec.hash()[:12]} "
+            f"({spec_difference(spec, robot_spec)})"]
 
 
 class LearnerRunner:
@@ -80,23 +145,23 @@ class LearnerRunner:
         self.run_dir = Path(settings.run_dir)
         (self.run_dir / "bundles").mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = self.run_dir / "agent.ckpt"
-        self.state_path = self.run_dir / "learner_state.json"
+        self.summary_path = self.run_dir / "learner_state.json"
         self.private_key = load_private_key(settings.private_key) if settings.private_key else None
         if self.private_key is None:
             log("WARNING: no private_key: bundles are UNSIGNED and only a robot in development mode takes them")
         self.spec = robot_config.policy_spec()
         self.store: ReplayStore | None = None
         self.rng = np.random.default_rng(settings.seed)
-        self.state = {"policy_version": 0, "updates": 0, "last_export_update": 0, "promotions": []}
-        if self.checkpoint_path.is_file() and self.state_path.is_file():
-            self.agent = Agent.load_checkpoint(self.checkpoint_path, device=self.device)
-            self.state = json.loads(self.state_path.read_text())
-            log(f"resumed from {self.checkpoint_path}: {self.state['updates']} updates, "
-                f"policy version {self.state['policy_version']}")
+        if self.checkpoint_path.is_file():
+            self.agent, self.state = self._resume()
+            log(f"resumed from {self.checkpoint_path}: {self.agent.updates} updates, "
+                f"policy version {self.state.policy_version}")
         else:
             config = load_agent_config(settings.preset)
             self.agent = Agent(robot_config.obs_dim, robot_config.act_dim, config, device=self.device,
                                seed=settings.seed)
+            self.state = LearnerState(spec=self.spec.to_dict())
+        self.train_ratio = TrainRatio(self.agent.config)
         if robot_config.trust.open_loop_steps >= self.agent.config.seq_len:
             raise ValueError(
                 f"trust.open_loop_steps ({robot_config.trust.open_loop_steps}) must be below the preset's seq_len "
@@ -106,19 +171,46 @@ class LearnerRunner:
 
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
+    def _resume(self) -> tuple[Agent, LearnerState]:
+        """The agent and learner state of the checkpoint, refused when they do not fit this run."""
+        payload = read_checkpoint(self.checkpoint_path, self.device)
+        if "learner" not in payload["extra"]:
+            raise ValueError(f"{self.checkpoint_path} is an agent checkpoint without learner state; "
+                             "it was not written by a learner: move it away or use another run_dir")
+        problems = resume_mismatches(payload, self.robot, self.settings.preset)
+        if problems:
+            raise ValueError(
+                f"refusing to resume from {self.checkpoint_path}: it does not fit this run:\n  "
+                + "\n  ".join(problems)
+                + "\nStart it with the robot config and preset the run began with, or use a new run_dir."
+            )
+        return Agent.from_checkpoint(payload, self.device), LearnerState.model_validate(payload["extra"]["learner"])
+
     # -- data ------------------------------------------------------------------------
 
     def _open_store(self) -> bool:
         if self.store is None:
             if not (Path(self.settings.replay_dir) / "store.json").is_file():
                 return False
-            self.store = ReplayStore(self.settings.replay_dir, readonly=True)
+            store = ReplayStore(self.settings.replay_dir, readonly=True)
+            problems = store_mismatches(store, self.agent.obs_dim, self.agent.act_dim, self.spec)
+            if problems:
+                store.close()
+                raise ValueError(f"replay store {self.settings.replay_dir} does not fit the learner's policy spec:"
+                                 "\n  " + "\n  ".join(problems)
+                                 + "\nPoint replay_dir at the store this robot config writes.")
+            self.store = store
         self.store.refresh()
         return True
 
     @property
-    def policy_steps(self) -> int:
+    def replay_steps(self) -> int:
+        """Real steps in the replay store (what the train ratio counts)."""
         return 0 if self.store is None else self.store.num_steps
+
+    @property
+    def updates(self) -> int:
+        return self.agent.updates
 
     def ready(self) -> bool:
         """True once the store holds `min_steps` real steps (the robot runs its initial policy meanwhile)."""
@@ -126,9 +218,7 @@ class LearnerRunner:
 
     def updates_owed(self) -> int:
         """Updates the train ratio allows for the data collected so far."""
-        cfg = self.agent.config
-        allowed = self.settings.train_ratio * self.policy_steps / (cfg.batch_size * cfg.seq_len)
-        return max(0, int(allowed) - self.state["updates"])
+        return self.train_ratio.owed(self.replay_steps, self.agent.updates)
 
     def _batch(self) -> dict[str, np.ndarray]:
         cfg = self.agent.config
@@ -147,39 +237,40 @@ class LearnerRunner:
             except NotEnoughDataError:
                 return []  # enough steps, but no session holds a whole sequence yet
             metrics = self.agent.train_step(batch)
-            self.state["updates"] += 1
-            step = self.state["updates"]
+            step = self.agent.updates
             for key, value in metrics.items():
                 self.writer.add_scalar(f"train/{key}", value, step)
-            self.writer.add_scalar("replay/steps", self.policy_steps, step)
+            self.writer.add_scalar("replay/steps", self.replay_steps, step)
             if step % self.settings.checkpoint_every_updates == 0:
                 self.checkpoint()
         bundles = []
-        if self.state["updates"] - self.state["last_export_update"] >= self.settings.export_every_updates:
+        if self.agent.updates - self.state.last_export_update >= self.settings.export_every_updates:
             bundle = self._candidate()
             if bundle is not None:
                 bundles.append(bundle)
         return bundles
 
     def checkpoint(self) -> None:
-        self.agent.save_checkpoint(self.checkpoint_path)
-        atomic_write(self.state_path, json.dumps(self.state, indent=2).encode())
+        """Save the agent with the learner state, then the readable summary derived from them."""
+        self.agent.save_checkpoint(self.checkpoint_path, extra={"learner": self.state.model_dump()})
+        summary = {"note": f"summary of {self.checkpoint_path.name} (which is what a restart reads)",
+                   "updates": self.agent.updates, **self.state.model_dump(mode="json")}
+        atomic_write(self.summary_path, json.dumps(summary, indent=2).encode())
 
     def _candidate(self) -> PolicyBundle | None:
-        """Check model trust on held-out real sequences; export, sign and record a promotion."""
-        step = self.state["updates"]
-        self.state["last_export_update"] = step
-        # Recency-biased: the newest real data is the least trained on, the closest to held out.
+        """Check model trust on recent real sequences; export, sign and record a promotion."""
+        step = self.agent.updates
+        self.state.last_export_update = step
+        # Recency-biased: the newest real data is the least trained on (not a held-out split).
         cfg = self.agent.config
         check = self.store.sample(cfg.batch_size, cfg.seq_len, rng=self.rng, recency=1.0)
         report = evaluate_trust(self.agent, check, self.robot.trust)
-        report.metrics.update(self._over_optimism())
+        report.metrics.update(over_optimism(self.state.predicted_reward, real_reward_by_version(self.store)))
         for key, value in report.metrics.items():
             self.writer.add_scalar(f"trust/{key}", value, step)
-        version = self.state["policy_version"] + 1
-        decision = {"version": version, "update": step, "time": time.time(), "promoted": report.passed,
-                    "reasons": report.reasons, "metrics": report.metrics}
-        self.state["promotions"].append(decision)
+        version = self.state.policy_version + 1
+        self.state.record(PromotionRecord(version=version, update=step, time=time.time(), promoted=report.passed,
+                                          reasons=report.reasons, metrics=report.metrics))
         if not report.passed:
             self.log(f"candidate at update {step} NOT promoted: {'; '.join(report.reasons)}")
             self.checkpoint()
@@ -190,28 +281,12 @@ class LearnerRunner:
                               extra={"trust": report.metrics})
         save_bundle_file(bundle, self.run_dir / "bundles" / f"policy_v{version:04d}.bundle")
         # What the model promises for this policy, to hold against what the robot then collects.
-        predicted = self.agent.imagine_returns(check, self.agent.config.horizon)["reward"]
-        self.state.setdefault("predicted_reward", {})[str(version)] = predicted
+        self.state.predict(version, self.agent.imagine_returns(check, self.agent.config.horizon)["reward"])
         # Persist the version before publishing: a restarted learner never reuses a number.
-        self.state["policy_version"] = version
+        self.state.policy_version = version
         self.checkpoint()
         self.log(f"policy v{version} promoted at update {step} ({len(onnx_bytes) / 1024:.0f} KiB ONNX)")
         return bundle
-
-    def _over_optimism(self) -> dict[str, float]:
-        """Imagined minus real mean reward per step, for the newest deployed version with enough real data.
-
-        Reported (TensorBoard, promotion log), not gated: it can only be measured after a
-        policy has run on the robot, so gating on it would block every later candidate.
-        """
-        real = real_reward_by_version(self.store)
-        for version in sorted((int(v) for v in self.state.get("predicted_reward", {})), reverse=True):
-            mean, steps = real.get(version, (0.0, 0))
-            if steps >= MIN_STEPS_FOR_OVER_OPTIMISM:
-                predicted = self.state["predicted_reward"][str(version)]
-                return {"over_optimism": predicted - mean, "over_optimism_version": float(version),
-                        "real_reward_per_step": mean, "imagined_reward_per_step": predicted}
-        return {}
 
     def latest_bundle(self) -> PolicyBundle | None:
         """The newest promoted bundle on disk (re-published after a learner restart)."""

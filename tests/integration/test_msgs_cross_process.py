@@ -1,4 +1,4 @@
-"""dreamer_msgs over real DDS between separate processes, with the QoS of DESIGN.md §4."""
+"""dreamer_msgs over real DDS between separate processes, with the QoS of dreamer_ros.qos."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import torch
 from learner_helpers import ACT_DIM, OBS_DIM, TINY, random_batch, tiny_agent
 
 from dreamer_core.algorithms.agent import Agent
+from dreamer_core.algorithms.objectives import scaled_sum
 from dreamer_core.config import AgentConfig, load_agent_config, preset_names
 from dreamer_core.distributions import gumbel_noise
 
@@ -27,7 +28,7 @@ def test_presets_load_and_s_is_the_dmc_recipe():
         assert isinstance(load_agent_config(name), AgentConfig)
     s = load_agent_config("s")
     assert (s.deter, s.units, s.layers, s.stoch, s.classes) == (512, 512, 2, 32, 32)
-    assert (s.batch_size, s.seq_len, s.action_repeat, s.train_ratio) == (16, 64, 2, 512)
+    assert (s.batch_size, s.seq_len, s.train_ratio) == (16, 64, 512)
     assert (s.model_lr, s.actor_lr, s.critic_lr, s.horizon, s.lam) == (1e-4, 3e-5, 3e-5, 15, 0.95)
 
 
@@ -52,6 +53,29 @@ def test_yaml_path_and_overrides_apply(tmp_path):
     path.write_text("deter: 48\nunits: 40\n")
     config = load_agent_config(path, {"horizon": 7})
     assert (config.deter, config.units, config.horizon, config.name) == (48, 40, 7, "mine")
+
+
+def test_loss_scales_default_to_the_recipe_and_every_term_needs_one():
+    assert load_agent_config("s").loss_scales == {"decoder": 1.0, "reward": 1.0, "continue": 1.0, "kl_dyn": 0.5,
+                                                  "kl_rep": 0.1, "actor": 1.0, "critic": 1.0}
+    changed = load_agent_config("xs", {"loss_scales": {"kl_rep": 0.2}})
+    assert (changed.loss_scales["kl_rep"], changed.loss_scales["kl_dyn"]) == (0.2, 0.5)  # the rest keep defaults
+    with pytest.raises(ValueError, match=r"loss_scales: .*unknown loss terms \['kl'\]"):
+        load_agent_config("xs", {"loss_scales": {"kl": 1.0}})
+    with pytest.raises(ValueError, match=r"loss_scales: .*>= 0"):
+        load_agent_config("xs", {"loss_scales": {"decoder": -1.0}})
+    one = torch.ones(2)
+    with pytest.raises(ValueError, match=r"loss terms \['novelty'\] have no scale"):
+        scaled_sum({"decoder": one, "novelty": one}, changed.loss_scales)
+
+
+def test_world_model_loss_is_the_scaled_sum_of_its_terms():
+    for scales in ({}, {"kl_dyn": 2.0, "decoder": 0.0}):
+        agent = tiny_agent(loss_scales=scales)
+        loss, metrics, _ = agent.world_model_loss(agent.to_tensors(random_batch()))
+        expected = sum(agent.config.loss_scales[name] * metrics[f"loss/{name}"]
+                       for name in ("decoder", "reward", "continue", "kl_dyn", "kl_rep"))
+        assert loss.item() == pytest.approx(float(expected), rel=1e-5)
 
 
 # --- determinism -----------------------------------------------------------------------------
@@ -147,9 +171,8 @@ def test_policy_step_uses_the_tick_module_with_agent_noise():
     replay_rng = torch.Generator().set_state(agent.act_generator.get_state())
     greedy, _ = agent.policy_step(obs, state, is_first=False, explore=False)
     gumbel = gumbel_noise((1, agent.wm.rssm.z_dim), replay_rng)
-    _, mean, _, _ = agent.policy_step_module()(torch.from_numpy(obs)[None], state["h"], state["z"],
-                                               state["prev_action"], torch.zeros(1), gumbel,
-                                               torch.zeros(1, ACT_DIM))
+    _, mean, _, _ = agent.policy_tick()(torch.from_numpy(obs)[None], state["h"], state["z"],
+                                        state["prev_action"], torch.zeros(1), gumbel, torch.zeros(1, ACT_DIM))
     assert np.array_equal(greedy, mean[0].detach().numpy())
 
 

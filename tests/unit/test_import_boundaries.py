@@ -62,6 +62,9 @@ def test_every_dreamer_core_module_imports_without_ros():
 def test_onboard_modules_import_without_torch():
     onboard = [
         "dreamer_core.spec",
+        "dreamer_core.io",
+        "dreamer_core.control",
+        "dreamer_core.deploy",
         "dreamer_core.deploy.runtime",
         "dreamer_core.deploy.bundle",
         "dreamer_core.storage",
@@ -69,6 +72,7 @@ def test_onboard_modules_import_without_torch():
         "dreamer_core.robots.observation",
         "dreamer_core.robots.action",
         "dreamer_core.robots.reward",
+        "dreamer_core.config",
     ]
     result = run_probe([*ROS_PACKAGES, "torch"], onboard)
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,5 @@
-"""The learner loop: replay → updates at the train ratio → gated, signed bundles; resume after a restart."""
+"""The learner loop: replay → updates at the train ratio → gated, signed bundles; resume after a
+restart, refused when the checkpoint or the store does not fit the run."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def fill_replay(directory, robot, steps: int, session: str = "s1") -> None:
 
 def settings(tmp_path, **kw) -> LearnerSettings:
     base = {"replay_dir": tmp_path / "replay", "run_dir": tmp_path / "learner", "min_steps": 400,
-            "train_ratio": 64.0, "export_every_updates": 3, "checkpoint_every_updates": 2,
+            "export_every_updates": 3, "checkpoint_every_updates": 2,
             "updates_per_iteration": 3, "nice": 0, "private_key": tmp_path / "keys" / "policy_signing.key"}
     return LearnerSettings(**{**base, **kw})
 
@@ -48,11 +49,11 @@ def test_waits_for_data_then_trains_and_signs(tmp_path, robot):
     fill_replay(tmp_path / "replay", robot, 300)
     assert not runner.ready()  # fewer than min_steps
     fill_replay(tmp_path / "replay", robot, 600)  # same session: 300 duplicates + 300 new steps
-    assert runner.ready() and runner.policy_steps == 600
+    assert runner.ready() and runner.replay_steps == 600
     cfg = runner.agent.config
-    assert runner.updates_owed() == int(64.0 * 600 / (cfg.batch_size * cfg.seq_len))
+    assert runner.updates_owed() == int(cfg.train_ratio * 600 / (cfg.batch_size * cfg.seq_len))
     (bundle,) = runner.iterate()
-    assert runner.state["updates"] == 3 and bundle.version == 1
+    assert runner.updates == 3 and bundle.version == 1
     runtime = PolicyRuntime.load(bundle, expected_spec=robot.policy_spec(),
                                  public_key=load_public_key(tmp_path / "keys" / "policy_signing.pub"))
     action = runtime.step(np.zeros(robot.obs_dim, np.float32), explore=False, is_first=True)
@@ -71,7 +72,7 @@ def test_resume_keeps_versions_monotonic(tmp_path, robot):
     logs = []
     second = LearnerRunner(robot, settings(tmp_path), log=logs.append)
     assert any("resumed" in line for line in logs)
-    assert second.state["updates"] == 3 and second.agent.updates == 3
+    assert second.updates == 3 and second.state.policy_version == 1
     assert second.latest_bundle().version == 1
     assert [b.version for b in second.iterate()] == [2]
     second.close()
@@ -85,30 +86,16 @@ def test_refused_candidate_is_logged_not_published(tmp_path, robot):
     assert runner.iterate() == []
     decisions = json.loads((tmp_path / "learner" / "learner_state.json").read_text())["promotions"]
     assert decisions[-1]["promoted"] is False and "reward error" in decisions[-1]["reasons"][0]
-    assert runner.state["policy_version"] == 0
+    assert runner.state.policy_version == 0 and not runner.state.promotions[-1].promoted
     assert any("NOT promoted" in line for line in logs) and any("UNSIGNED" in line for line in logs)
     runner.close()
-
-
-def test_real_reward_by_version(tmp_path, robot):
-    from dreamer_core.runners.learner import real_reward_by_version
-
-    with ReplayStore(tmp_path / "replay", obs_dim=robot.obs_dim, act_dim=robot.act_dim) as store:
-        for seq in range(30):
-            store.add(Transition(robot_id="a1", session_id="s", seq=seq, obs=np.zeros(robot.obs_dim, np.float32),
-                                 action=np.zeros(robot.act_dim, np.float32), reward=100.0 if seq == 0 else seq % 3,
-                                 is_first=seq == 0, is_last=False, is_terminal=False,
-                                 policy_version=1 if seq < 10 else 2))
-        result = real_reward_by_version(store)
-    assert result[1] == (pytest.approx(sum(s % 3 for s in range(1, 10)) / 9), 9)  # the is_first step is left out
-    assert result[2] == (pytest.approx(sum(s % 3 for s in range(10, 30)) / 20), 20)
 
 
 def test_over_optimism_is_reported_once_a_version_has_real_data(tmp_path, robot):
     fill_replay(tmp_path / "replay", robot, 900)
     runner = LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None)
     runner.iterate()
-    assert "1" in runner.state["predicted_reward"]
+    assert 1 in runner.state.predicted_reward
     # The robot now runs v1 for a while: its real steps carry policy_version 1.
     rng = np.random.default_rng(1)
     with ReplayStore(tmp_path / "replay2", obs_dim=robot.obs_dim, act_dim=robot.act_dim) as store:
@@ -118,7 +105,71 @@ def test_over_optimism_is_reported_once_a_version_has_real_data(tmp_path, robot)
                                  is_first=seq == 0, is_last=False, is_terminal=False, policy_version=1))
     runner.store.close()
     runner.store = ReplayStore(tmp_path / "replay2", readonly=True)
-    metrics = runner._over_optimism()
+    runner.state.last_export_update = -100  # a candidate is due at the next iteration
+    runner.iterate()
+    metrics = runner.state.promotions[-1].metrics
     assert metrics["over_optimism_version"] == 1.0 and metrics["real_reward_per_step"] == pytest.approx(0.5)
-    assert metrics["over_optimism"] == pytest.approx(runner.state["predicted_reward"]["1"] - 0.5)
+    assert metrics["over_optimism"] == pytest.approx(runner.state.predicted_reward[1] - 0.5)
+    runner.close()
+
+
+def test_learner_state_lives_in_the_checkpoint_and_its_records_are_bounded(tmp_path, robot):
+    from dreamer_core.algorithms.agent import read_checkpoint
+    from dreamer_core.runners.learner import KEPT_RECORDS, LearnerState, PromotionRecord
+
+    runner = LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None)
+    for version in range(1, KEPT_RECORDS + 21):
+        runner.state.record(PromotionRecord(version=version, update=version, time=0.0, promoted=True,
+                                            reasons=[], metrics={}))
+        runner.state.predict(version, 0.1 * version)
+    runner.state.policy_version = KEPT_RECORDS + 20
+    runner.checkpoint()
+    runner.close()
+    (tmp_path / "learner" / "learner_state.json").unlink()  # the summary is derived, not needed to resume
+    saved = LearnerState.model_validate(read_checkpoint(tmp_path / "learner" / "agent.ckpt")["extra"]["learner"])
+    assert [r.version for r in saved.promotions] == list(range(21, KEPT_RECORDS + 21))
+    assert sorted(saved.predicted_reward) == list(range(21, KEPT_RECORDS + 21))
+    resumed = LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None)
+    assert resumed.state == saved and resumed.state.policy_version == KEPT_RECORDS + 20
+    resumed.close()
+
+
+def _dropped_foot_contacts(robot):
+    return robot.model_copy(update={"observation": [t for t in robot.observation if t.name != "foot_contacts"]})
+
+
+def _swapped_front_legs(robot):
+    joints = robot.joints
+    return robot.model_copy(update={"joints": joints[3:6] + joints[:3] + joints[6:]})
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda robot: (_dropped_foot_contacts(robot), {}),
+         "obs_dim/act_dim: checkpoint 46/12, robot config 'a1_sim' 42/12"),
+        (lambda robot: (robot, {"preset": "s"}), "preset: checkpoint 'xs', settings 's'"),
+        (lambda robot: (_swapped_front_legs(robot), {}),
+         "action joint 0 is 'FR_hip_joint', robot's is 'FL_hip_joint'"),
+    ],
+)
+def test_resume_refuses_a_checkpoint_that_does_not_fit_the_run(tmp_path, robot, change, expected):
+    first = LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None)
+    first.checkpoint()
+    first.close()
+    other_robot, other_settings = change(robot)
+    with pytest.raises(ValueError, match="refusing to resume") as exc:
+        LearnerRunner(other_robot, settings(tmp_path, private_key=None, **other_settings), log=lambda _: None)
+    assert expected in str(exc.value)
+    assert "policy spec hash: checkpoint" in str(exc.value) or "preset" in expected
+    # The same run resumes.
+    LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None).close()
+
+
+def test_a_replay_store_of_another_layout_is_refused_naming_both(tmp_path, robot):
+    with ReplayStore(tmp_path / "replay", obs_dim=robot.obs_dim - 4, act_dim=robot.act_dim):
+        pass
+    runner = LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None)
+    with pytest.raises(ValueError, match=r"obs_dim/act_dim: replay store 42/12, learner 46/12"):
+        runner.ready()
     runner.close()

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from dreamer_core.algorithms.agent import Agent
-from dreamer_core.algorithms.online import evaluate, random_return, train_online
 from dreamer_core.config import load_agent_config
 from dreamer_core.envs.point_mass import PointMass
+from dreamer_core.runners.online import evaluate, random_return, train_online
+from dreamer_core.runners.train_ratio import TrainRatio
 
 # The xs model with a smaller batch and faster learning rates so that 750 updates fit the test's time
 # budget (the published learning rates need far more updates than a unit test can afford), and a
@@ -32,7 +33,7 @@ def test_xs_agent_beats_random_on_point_mass():
     config = load_agent_config("xs", OVERRIDES)
     agent = Agent(PointMass.obs_dim, PointMass.act_dim, config, seed=seed)
     train_online(agent, PointMass(seed=seed), STEPS, prefill=PREFILL, seed=seed, progress=False)
-    assert agent.updates == int((STEPS - PREFILL) * config.updates_per_policy_step)
+    assert agent.updates == TrainRatio(config).allowed(STEPS - PREFILL) == 750
     learned = evaluate(agent, PointMass(), episodes=10, seed=1000)
     baseline = random_return(PointMass(), PointMass.act_dim, episodes=10, seed=1000)
     assert learned > baseline + MARGIN, f"greedy return {learned:.1f} vs random {baseline:.1f}"

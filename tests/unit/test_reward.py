@@ -7,8 +7,16 @@ import pytest
 import yaml
 
 from dreamer_core.robots import RewardFunction, RobotSignals, load_robot_config
-from dreamer_core.robots.config import parse_robot_config, resolve_config_path
-from dreamer_core.robots.reward import action_rate, forward_velocity, joint_posture, joint_velocity, upright
+from dreamer_core.robots.config import ConfigError, parse_robot_config, resolve_config_path
+from dreamer_core.robots.reward import (
+    REWARD_KINDS,
+    RewardKind,
+    action_rate,
+    forward_velocity,
+    joint_posture,
+    joint_velocity,
+    upright,
+)
 
 
 def roll_quat(angle: float) -> np.ndarray:
@@ -114,3 +122,21 @@ def test_missing_odometry_signal_is_an_error_not_a_zero():
     s.base_lin_vel = None
     with pytest.raises(ValueError, match="needs base_lin_vel"):
         RewardFunction(config)(s, np.zeros(12), np.zeros(12))
+
+
+def test_a_new_reward_kind_is_one_registry_entry(monkeypatch):
+    monkeypatch.setitem(REWARD_KINDS, "yaw_rate", RewardKind(
+        signals=("base_ang_vel",), make=lambda term, config: lambda s, action, prev: float(s.base_ang_vel[2] ** 2)))
+    data = yaml.safe_load(resolve_config_path("a1_sim").read_text())
+    data["reward"]["terms"] = [{"name": "alive", "kind": "alive"}, {"name": "spin", "kind": "yaw_rate", "weight": -0.5}]
+    config = parse_robot_config(data)
+    s = signals(config)
+    s.base_ang_vel = np.array([0.0, 0.0, 2.0])
+    total, terms = RewardFunction(config)(s, np.zeros(12), np.zeros(12))
+    assert terms == pytest.approx({"alive": 1.0, "spin": -2.0}) and total == pytest.approx(-1.0)
+    s.base_ang_vel = None
+    with pytest.raises(ValueError, match="reward term 'spin' needs base_ang_vel"):
+        RewardFunction(config)(s, np.zeros(12), np.zeros(12))
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=r"reward\.terms\.1\.kind: Input should be 'upright'"):
+        parse_robot_config(data)

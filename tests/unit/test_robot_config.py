@@ -14,6 +14,7 @@ import yaml
 
 from dreamer_core.robots import ActionMapper, ConfigError, ObservationBuilder, RobotSignals, load_robot_config
 from dreamer_core.robots.config import config_dirs, parse_robot_config
+from dreamer_core.robots.observation import OBSERVATION_TERMS, ObservationTermKind
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "robot_configs"
 
@@ -74,6 +75,7 @@ def test_name_lookup_honours_env_var(tmp_path, monkeypatch):
         (lambda d: d["action"].update(scale=[0.1, 0.2]),
          "action.scale: has 2 values but there are 12 joints"),
         (lambda d: d["action"].update(lowpass_alpha=0.0), "action.lowpass_alpha:"),
+        (lambda d: d["action"].update(clip=0.5), "a1_sim.yaml: action.clip: must be 1 (got 0.5)"),
         (lambda d: d["observation"].append({"name": "joint_pos"}),
          "observation.6.name: term 'joint_pos' appears"),
         (lambda d: d["observation"].append({"name": "joint_torque"}), "observation.6.name: Input should be"),
@@ -235,3 +237,23 @@ def test_action_mapper_scales_clips_filters_and_respects_limits():
         mapper(np.full(12, np.inf))
     with pytest.raises(ValueError, match="expected 12 values"):
         mapper(np.zeros(4))
+
+
+def test_a_new_observation_term_is_one_registry_entry(monkeypatch):
+    # The one entry: a name, a width for the robot, and a getter from the tick's signals.
+    monkeypatch.setitem(OBSERVATION_TERMS, "base_ang_speed", ObservationTermKind(
+        width=lambda config: 1, read=lambda signals, prev_action, default: [np.linalg.norm(signals.base_ang_vel)]))
+    data = a1_data()
+    data["observation"].insert(2, {"name": "base_ang_speed", "scale": 0.5})
+    config = parse_robot_config(data)  # the config accepts the new name
+    assert config.obs_dim == 47
+    spec = config.policy_spec()
+    assert spec.observation[2] == ("base_ang_speed", 1) and spec.obs_dim == 47
+    builder = ObservationBuilder(config)
+    parts = {n: builder.build(level_signals(config, base_ang_vel=np.array([3.0, 0.0, 4.0])), np.zeros(12))[s]
+             for n, s in builder.layout()}
+    np.testing.assert_allclose(parts["base_ang_speed"], [2.5])
+    np.testing.assert_allclose(parts["base_ang_vel"], [0.75, 0.0, 1.0])  # a1_sim scales it by 0.25
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=r"observation\.2\.name: Input should be 'joint_pos'"):
+        parse_robot_config(data)  # without the entry the name is unknown again

@@ -42,7 +42,7 @@ def test_is_first_mid_sequence_resets_state():
 def test_policy_tick_loop_matches_observe():
     """Driving the exported one-tick module step by step reproduces observe() on the logged data."""
     agent = tiny_agent(seed=3)
-    tick = agent.policy_step_module()
+    tick = agent.policy_tick()
     rng = np.random.default_rng(0)
     steps, rssm = 12, agent.wm.rssm
     obs = torch.tensor(rng.normal(size=(steps, 1, OBS_DIM)), dtype=torch.float32)
@@ -116,7 +116,7 @@ def test_fresh_heads_predict_zero_reward_and_value():
 
 def test_open_loop_errors_shrink_as_the_model_learns_a_constant_reward():
     """Open-loop reward error is measured per k, skips episode starts, and falls with training."""
-    from dreamer_core.algorithms.trust import horizon_sensitivity, open_loop_errors
+    from dreamer_core.algorithms.promotion import horizon_sensitivity, open_loop_errors
 
     agent = tiny_agent(model_lr=1e-2)
     batch = random_batch()

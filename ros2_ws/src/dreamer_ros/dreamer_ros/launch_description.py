@@ -13,7 +13,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from dreamer_ros.stacks import SIGNING_STACKS, ensure_signing_keys, stack_nodes
+from dreamer_ros.stacks import DEFAULT_PRESET, SIGNING_STACKS, ensure_signing_keys, stack_nodes
 from launch import LaunchDescription
 
 
@@ -60,7 +60,7 @@ def stack_launch_description(stack: str):
                                   description="policy signing keys (default: <run_dir>/keys)"),
             DeclareLaunchArgument("allow_unsigned", default_value="false",
                                   description="DEVELOPMENT ONLY: accept unsigned policy bundles"),
-            DeclareLaunchArgument("preset", default_value="xs", description="learner model preset"),
+            DeclareLaunchArgument("preset", default_value=DEFAULT_PRESET, description="learner model preset"),
             OpaqueFunction(function=_nodes, args=[stack]),
         ]
     )

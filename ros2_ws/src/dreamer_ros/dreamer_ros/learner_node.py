@@ -75,19 +75,19 @@ class LearnerNode(Node):
                 continue
             for bundle in bundles:
                 self._bundle_pub.publish(bundle_to_msg(bundle))
-            updates = self.runner.state["updates"]
+            updates = self.runner.updates
             if updates >= self._next_progress_log:
                 self._next_progress_log = updates + 50
                 self.get_logger().info(
-                    f"update {updates}, policy v{self.runner.state['policy_version']}, "
-                    f"{self.runner.policy_steps} replay steps"
+                    f"update {updates}, policy v{self.runner.state.policy_version}, "
+                    f"{self.runner.replay_steps} replay steps"
                 )
             ready, owed = self.runner.ready(), self.runner.updates_owed()
             # Diagnostics read this snapshot; only this thread touches the runner.
             self._status = {
                 "state": "training" if ready else "waiting for data",
-                "updates": self.runner.state["updates"], "policy_version": self.runner.state["policy_version"],
-                "replay_steps": self.runner.policy_steps, "updates_owed": owed,
+                "updates": updates, "policy_version": self.runner.state.policy_version,
+                "replay_steps": self.runner.replay_steps, "updates_owed": owed,
             }
             if not ready:
                 if not waiting_logged:
@@ -112,7 +112,7 @@ class LearnerNode(Node):
         self._thread.join(timeout=30.0)
         self.runner.checkpoint()
         self.runner.close()
-        self.get_logger().info(f"stopped at update {self.runner.state['updates']}; checkpoint saved")
+        self.get_logger().info(f"stopped at update {self.runner.updates}; checkpoint saved")
 
 
 def main(args=None) -> None:

@@ -1,4 +1,4 @@
-"""QoS profiles of DESIGN.md §4, one place for every node and test."""
+"""QoS profiles (docs/architecture.md#messages-and-qos), one place for every node and test."""
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 
+from dreamer_core.config import DEFAULT_PRESET
 from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, ensure_signing_keys, stack_nodes
 
 STOP_ORDER = ("control_node", "learner_node", "replay_node", "sim_robot")
@@ -148,7 +149,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--namespace", default="", help="namespace of the robot's nodes")
     parser.add_argument("--keys-dir", type=Path, default=None, help="policy signing keys (default <run-dir>/keys)")
     parser.add_argument("--allow-unsigned", action="store_true", help="DEVELOPMENT ONLY: accept unsigned bundles")
-    parser.add_argument("--preset", default="xs", help="learner model preset (default xs)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"learner model preset (default {DEFAULT_PRESET})")
     return parser.parse_args(argv)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dreamer_core.config import DEFAULT_PRESET
+
 # Stacks that run the learner, which signs bundles with the private key.
 SIGNING_STACKS = ("sim", "offboard")
 
@@ -31,7 +33,7 @@ class NodeSpec:
 
 def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str | Path,
                 namespace: str = "", keys_dir: str | Path | None = None,
-                allow_unsigned: bool = False, preset: str = "xs") -> list[NodeSpec]:
+                allow_unsigned: bool = False, preset: str = DEFAULT_PRESET) -> list[NodeSpec]:
     """The nodes of `stack` for `robot`, with parameter files from `config_dir`.
 
     `run_dir` holds what the run produces (replay/, learner/ with checkpoints,

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dreamer_core.algorithms.agent import Agent
+from dreamer_core.runners.train_ratio import TrainRatio
 
 
 class Env(Protocol):
@@ -85,15 +86,16 @@ def random_return(env: Env, act_dim: int, episodes: int, seed: int) -> float:
 def train_online(agent: Agent, env: Env, steps: int, prefill: int = 1000, seed: int = 0,
                  progress: bool = True) -> SequenceReplay:
     """Collect ``steps`` env steps (the first ``prefill`` with random actions) and train the agent
-    at its config's ratio of ``train_ratio / (batch_size · seq_len)`` updates per step.
+    as often as its config's train ratio allows for the steps collected after the prefill.
 
     Returns the replay buffer. Step convention as in :meth:`Agent.train_step`.
     """
     c = agent.config
+    ratio = TrainRatio(c)
     replay = SequenceReplay(agent.obs_dim, agent.act_dim, steps + steps // 10 + 10)
     rng = agent.np_rng
-    obs, state, reward, first, budget = env.reset(seed=seed), None, 0.0, True, 0.0
-    episode = 0
+    obs, state, reward, first = env.reset(seed=seed), None, 0.0, True
+    episode = updates = 0
     for step in tqdm(range(steps), disable=not progress, desc="train_online"):
         if step < prefill:
             action = rng.uniform(-1, 1, agent.act_dim).astype(np.float32)
@@ -109,8 +111,7 @@ def train_online(agent: Agent, env: Env, steps: int, prefill: int = 1000, seed: 
             episode += 1
             obs, state, reward, first = env.reset(seed=seed + episode), None, 0.0, True
         if step >= prefill:
-            budget += c.updates_per_policy_step
-            while budget >= 1.0:
+            for _ in range(ratio.owed(step + 1 - prefill, updates)):
                 agent.train_step(replay.sample(c.batch_size, c.seq_len, rng))
-                budget -= 1.0
+                updates += 1
     return replay
