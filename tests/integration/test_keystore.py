@@ -219,13 +219,16 @@ def test_check_names_a_missing_file_and_a_robot_holds_only_its_enclaves(store, t
     assert "missing permissions.p7s" in capsys.readouterr().err
 
 
-def test_a_foreign_certificate_is_refused(store, tmp_path):
+@pytest.mark.parametrize(("name", "refusal"), [("cert.pem", "cert.pem is not signed by identity_ca"),
+                                               ("permissions.p7s", "permissions.p7s is not signed by permissions_ca")])
+def test_files_from_another_keystore_are_refused(store, tmp_path, name, refusal):
     other = tmp_path / "other"
     assert keystore.main(["create", str(other), "--robot", "a1_sim", "--namespace", NS]) == 0
     mixed = tmp_path / "mixed"
     shutil.copytree(store, mixed)
-    shutil.copy(other / "enclaves/r1/operator/cert.pem", mixed / "enclaves/r1/operator/cert.pem")
-    with pytest.raises(KeystoreError, match="not signed by identity_ca"):
+    keystore.check_enclave(mixed, f"{NS}/operator")
+    shutil.copy(other / "enclaves/r1/operator" / name, mixed / "enclaves/r1/operator" / name)
+    with pytest.raises(KeystoreError, match=refusal):
         keystore.check_enclave(mixed, f"{NS}/operator")
 
 

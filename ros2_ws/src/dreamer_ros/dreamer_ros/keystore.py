@@ -128,13 +128,23 @@ def sign_smime(content: bytes, cert: x509.Certificate, key) -> bytes:
             .sign(serialization.Encoding.SMIME, options))
 
 
-def smime_content(signed: bytes) -> bytes:
-    """The signed document inside an S/MIME file (no signature check: the DDS plugin does that)."""
+def smime_parts(signed: bytes) -> tuple[bytes, list[x509.Certificate]]:
+    """(signed document, certificates of its signature) of an S/MIME file.
+
+    No signature check here (`cryptography` has no PKCS#7 verification; the DDS
+    plugin does it with OpenSSL): this reads what a document says and who claims to sign it.
+    """
     message = email.message_from_bytes(signed)
-    if not message.is_multipart():
+    if not message.is_multipart() or len(message.get_payload()) != 2:
         raise KeystoreError("not a multipart/signed S/MIME document")
-    text = message.get_payload(0).get_payload(decode=True)
-    return text.replace(b"\r\n", b"\n")
+    text, signature = message.get_payload()
+    certificates = pkcs7.load_der_pkcs7_certificates(signature.get_payload(decode=True))
+    return text.get_payload(decode=True).replace(b"\r\n", b"\n"), certificates
+
+
+def smime_content(signed: bytes) -> bytes:
+    """The signed document inside an S/MIME file."""
+    return smime_parts(signed)[0]
 
 
 # -- governance and permissions ---------------------------------------------------------
@@ -267,6 +277,11 @@ def check_enclave(root: str | Path, enclave: str, access: Access | None = None) 
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise KeystoreError(f"{what}: cert.pem is not signed by identity_ca.cert.pem ({exc!r})") from exc
+    permissions_ca = x509.load_pem_x509_certificate((folder / "permissions_ca.cert.pem").read_bytes())
+    for name in ("governance.p7s", "permissions.p7s"):
+        if permissions_ca not in smime_parts((folder / name).read_bytes())[1]:
+            raise KeystoreError(f"{what}: {name} is not signed by permissions_ca.cert.pem (files from two "
+                                "keystores?); copy the whole enclave folder from one keystore")
     warnings = []
     now = _now()
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
