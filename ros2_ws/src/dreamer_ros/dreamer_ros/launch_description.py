@@ -9,10 +9,11 @@ launch and launch_ros.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from dreamer_ros.keystore import use_keystore
 from dreamer_ros.stacks import DEFAULT_PRESET, SIGNING_STACKS, ensure_signing_keys, stack_nodes
 from launch import LaunchDescription
 
@@ -35,13 +36,20 @@ def _nodes(context, stack):
         allow_unsigned=arg("allow_unsigned").lower() == "true",
         preset=arg("preset"),
     )
-    return [
+    env, warnings = None, []
+    if arg("keystore"):
+        # Raises KeystoreError (launch reports it) before any node starts if an enclave is missing or stale.
+        env, warnings = use_keystore(os.path.expanduser(arg("keystore")), specs, robot=arg("robot"), stack=stack,
+                                     namespace=arg("namespace"))
+    return [LogInfo(msg=f"WARNING: {warning}") for warning in warnings] + [
         Node(
             package="dreamer_ros",
             executable=spec.executable,
             name=spec.name,
             namespace=spec.namespace,
             parameters=spec.parameters,
+            ros_arguments=["--enclave", spec.enclave] if spec.enclave else None,
+            additional_env=env,
             output="screen",
         )
         for spec in specs
@@ -61,6 +69,8 @@ def stack_launch_description(stack: str):
             DeclareLaunchArgument("allow_unsigned", default_value="false",
                                   description="DEVELOPMENT ONLY: accept unsigned policy bundles"),
             DeclareLaunchArgument("preset", default_value=DEFAULT_PRESET, description="learner model preset"),
+            DeclareLaunchArgument("keystore", default_value="",
+                                  description="SROS2 keystore: authenticate, encrypt, enforce permissions"),
             OpaqueFunction(function=_nodes, args=[stack]),
         ]
     )

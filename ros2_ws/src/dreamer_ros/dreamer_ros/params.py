@@ -22,7 +22,11 @@ def robot_configs_dirs() -> list[Path]:
 
 def load_node_robot_config(node) -> RobotConfig:
     """Declare `robot_config` (a name like `a1_sim` or a YAML path) and load it."""
-    value = node.declare_parameter("robot_config", "a1_sim").value
+    return load_installed_robot_config(node.declare_parameter("robot_config", "a1_sim").value)
+
+
+def load_installed_robot_config(value: str) -> RobotConfig:
+    """Load robot config `value` (a YAML path, or a name also looked up in dreamer_ros's share folder)."""
     if not os.environ.get("DREAMER_ROBOT_CONFIGS"):
         extra = [str(d) for d in robot_configs_dirs() if d.is_dir()]
         if extra:

@@ -1,6 +1,7 @@
 """dreamer-stack: start a stack's nodes where launch_ros is not installed.
 
     dreamer-stack sim --robot a1_sim --minutes 3 --run-dir runs/demo
+    dreamer-stack keystore create|check KEYSTORE ...   (SROS2, see docs/security.md)
 
 It starts the same executables with the same parameter files as the launch files
 in launch/ (both read dreamer_ros.stacks), writes each node's output to
@@ -11,6 +12,7 @@ in launch/ (both read dreamer_ros.stacks), writes each node's output to
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import yaml
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 
 from dreamer_core.config import DEFAULT_PRESET
+from dreamer_ros import keystore
 from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, ensure_signing_keys, stack_nodes
 
 STOP_ORDER = ("control_node", "learner_node", "replay_node", "sim_robot")
@@ -33,6 +36,8 @@ def node_command(spec: NodeSpec, params_dir: Path) -> list[str]:
     cmd = [str(exe), "--ros-args", "-r", f"__node:={spec.name}"]
     if spec.namespace:
         cmd += ["-r", f"__ns:={spec.namespace}"]
+    if spec.enclave:
+        cmd += ["--enclave", spec.enclave]
     for index, item in enumerate(spec.parameters):
         if isinstance(item, dict):
             # launch_ros writes dict parameters to a temporary file too; later files win.
@@ -90,13 +95,13 @@ def stop_process(proc: subprocess.Popen, grace_s: float) -> bool:
 class DiagnosticsWatcher:
     """Collects the newest /diagnostics values per node (spun in a background thread)."""
 
-    def __init__(self, topic: str = "/diagnostics", node_name: str = "dreamer_stack_monitor"):
+    def __init__(self, topic: str = "/diagnostics", node_name: str = "dreamer_stack_monitor", ros_args=None):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
 
         self._owns_context = not rclpy.ok()
         if self._owns_context:
-            rclpy.init()
+            rclpy.init(args=ros_args)
         self.node = rclpy.create_node(node_name)
         self.latest: dict[str, dict[str, str]] = {}
         self.lock = threading.Lock()
@@ -138,6 +143,30 @@ class DiagnosticsWatcher:
             rclpy.try_shutdown()
 
 
+def secure_stack(args: argparse.Namespace, specs: list[NodeSpec]) -> list[str]:
+    """SROS2 for this run: check the keystore, give each node its enclave, export the security
+    environment (the nodes inherit it); returns the monitor's rclpy arguments."""
+    env, warnings = keystore.use_keystore(args.keystore, specs, robot=args.robot, stack=args.stack,
+                                          namespace=args.namespace, monitor=True)
+    for warning in warnings:
+        print(f"[dreamer-stack] WARNING: {warning}", file=sys.stderr)
+    os.environ.update(env)
+    return keystore.enclave_ros_args(keystore.monitor_enclave(args.namespace))
+
+
+def start_watcher(ros_args: list[str] | None) -> DiagnosticsWatcher:
+    """The /diagnostics monitor; with SROS2 it is the first secured participant, so a middleware that
+    cannot enforce security stops the run here, before any node starts."""
+    try:
+        return DiagnosticsWatcher(ros_args=ros_args)
+    except Exception as exc:  # rclpy's RCLError, which rclpy does not export publicly
+        if ros_args is None:
+            raise
+        raise keystore.KeystoreError(
+            f"cannot start with SROS2 enforced: {exc}\n  Nothing was started: this ROS 2 middleware needs "
+            "the DDS Security plugins (docs/security.md)") from exc
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dreamer-stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,10 +179,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keys-dir", type=Path, default=None, help="policy signing keys (default <run-dir>/keys)")
     parser.add_argument("--allow-unsigned", action="store_true", help="DEVELOPMENT ONLY: accept unsigned bundles")
     parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"learner model preset (default {DEFAULT_PRESET})")
+    parser.add_argument("--keystore", type=Path, default=None,
+                        help="SROS2 keystore: authenticate, encrypt and enforce permissions (docs/security.md)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keystore"]:
+        return keystore.main(argv[1:])
     args = parse_args(argv)
     run_dir = (args.run_dir or Path("runs") / f"{args.stack}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     keys_dir = (args.keys_dir or run_dir / "keys").resolve()
@@ -164,8 +198,12 @@ def main(argv=None) -> int:
         run_dir=run_dir, namespace=args.namespace, keys_dir=keys_dir, allow_unsigned=args.allow_unsigned,
         preset=args.preset,
     )
+    try:
+        watcher = start_watcher(secure_stack(args, specs) if args.keystore else None)
+    except keystore.KeystoreError as exc:
+        print(f"[dreamer-stack] {exc}", file=sys.stderr)
+        return 2
     stack = Stack(specs, run_dir)
-    watcher = DiagnosticsWatcher()
     # docker stop / systemd send SIGTERM: stop the nodes as cleanly as on Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     stack.start()

@@ -29,6 +29,7 @@ class NodeSpec:
     name: str
     namespace: str = ""
     parameters: list = field(default_factory=list)  # YAML file paths, then dicts of overrides
+    enclave: str = ""  # SROS2 enclave (--enclave); set by dreamer_ros.keystore.use_keystore, empty = no security
 
 
 def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str | Path,
@@ -43,6 +44,7 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
     if stack not in STACKS:
         raise ValueError(f"unknown stack {stack!r}; choose one of {sorted(STACKS)}")
     config_dir, run_dir = Path(config_dir), Path(run_dir)
+    namespace = absolute_namespace(namespace)
     keys = Path(keys_dir) if keys_dir else run_dir / "keys"
     common = {"robot_config": robot}
     overrides = {
@@ -66,6 +68,13 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
         params = [str(config_dir / f"{executable}.yaml"), {**common, **overrides[executable]}]
         specs.append(NodeSpec(executable=executable, name=executable, namespace=namespace, parameters=params))
     return specs
+
+
+def absolute_namespace(namespace: str) -> str:
+    """'robot1' or '/robot1/' -> '/robot1', '' or '/' -> '': rcl's `__ns:=` takes absolute namespaces only,
+    and the reset service name is built from it."""
+    name = namespace.strip("/")
+    return f"/{name}" if name else ""
 
 
 def ensure_signing_keys(keys_dir: str | Path) -> Path:
