@@ -17,11 +17,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .store import ReplayStore, ReplayStoreError
+from .errors import ReplayStoreError
+from .store import ReplayStore
 
 
 def _when(stamp: float) -> str:
-    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
+    if not stamp:
+        return "-"
+    try:
+        return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # not a date (e.g. simulation time far from the epoch)
+        return f"{stamp:.6g} s"
 
 
 def _size(nbytes: int) -> str:
@@ -53,6 +59,12 @@ def _info(store: ReplayStore, as_json: bool) -> None:
         f"{stats['evicted_steps']} evicted), {stats['episodes']} episodes, {stats['gaps']} missing seqs, "
         f"{stats['chunks']} chunks, {_size(stats['disk_bytes'])} on disk"
     )
+    if stats["damaged_files"] or stats["quarantine_files"]:
+        print(
+            f"damage: {stats['damaged_files']} damaged files, {stats['damaged_records']} damaged and "
+            f"{stats['torn_records']} torn tail records skipped; {stats['quarantine_files']} *.quarantine files "
+            f"kept under {store.directory / 'sessions'} (see docs/replay.md, 'Recovery')"
+        )
 
 
 def _export(store: ReplayStore, out: Path, robot: str | None, session: str | None) -> int:
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     steps = _export(store, args.output, args.robot, args.session)
                     print(f"wrote {steps} steps to {args.output}")
-        except ReplayStoreError as exc:
+        except (ReplayStoreError, OSError) as exc:
             print(f"dreamer-replay: {exc}", file=sys.stderr)
             return 1
     return 0
