@@ -155,7 +155,8 @@ class IngestGuard:
     def _checked(self, t: Transition) -> Transition:
         limits = self.limits
         if not isinstance(t.robot_id, str) or t.robot_id not in limits.robot_ids:
-            raise Refused(Refusal.UNKNOWN_ROBOT, f"robot_id {t.robot_id!r:.80} is not one of {sorted(limits.robot_ids)}")
+            known = sorted(limits.robot_ids)
+            raise Refused(Refusal.UNKNOWN_ROBOT, f"robot_id {t.robot_id!r:.80} is not one of {known}")
         session = t.session_id
         length = limits.max_session_id_length
         if not (isinstance(session, str) and 0 < len(session) <= length and session.isprintable()):
