@@ -55,19 +55,21 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def checked_vector(value, size: int, name: str) -> np.ndarray:
     """``value`` as a finite float32 vector of ``size`` elements, or an InvalidTransitionError naming the field."""
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
-            array = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidTransitionError(f"Transition.{name} is not numeric: {exc}") from None
+    if isinstance(value, np.ndarray) and value.dtype == np.float32:
+        array = value  # what the ROS conversion and the controller produce: nothing to convert
+    else:
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
+                array = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidTransitionError(f"Transition.{name} is not numeric: {exc}") from None
     if array.shape != (size,):
         raise InvalidTransitionError(
             f"Transition.{name} has shape {array.shape}; this store holds {name} of shape ({size},)"
         )
-    # A finite sum proves every element finite (NaN/inf propagate); only then skip the full check.
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = float(array.sum(dtype=np.float64))
-    if not math.isfinite(total) and not np.isfinite(array).all():
+    # A finite sum proves every element finite (NaN/inf propagate; a float64 sum of float32
+    # values cannot overflow); only then skip the element-wise check.
+    if not math.isfinite(np.add.reduce(array, dtype=np.float64)):
         bad = int(np.argmin(np.isfinite(array)))
         raise InvalidTransitionError(
             f"Transition.{name} contains NaN or inf (or a value beyond float32) at index {bad}"
@@ -84,26 +86,27 @@ def check_ids(robot_id, session_id) -> None:
 
 def checked_integer(value, name: str, bits: int) -> int:
     """``value`` as an int in [0, 2**bits) (bool and float are refused), or an InvalidTransitionError."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int | np.integer)):
         raise InvalidTransitionError(f"Transition.{name} must be an integer, got {value!r}")
-    if not 0 <= int(value) < 2**bits:
+    if not 0 <= value < 2**bits:
         raise InvalidTransitionError(f"Transition.{name} must be in [0, 2**{bits}), got {value}")
     return int(value)
 
 
 def checked_real(value, name: str, limit: float) -> float:
     """``value`` as a finite float of magnitude at most ``limit``, or an InvalidTransitionError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidTransitionError(f"Transition.{name} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number) or abs(number) > limit:
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidTransitionError(f"Transition.{name} must be a number, got {value!r}")
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+    if not math.isfinite(value) or abs(value) > limit:
         raise InvalidTransitionError(
-            f"Transition.{name} must be finite and at most {limit:g} in magnitude, got {number}"
+            f"Transition.{name} must be finite and at most {limit:g} in magnitude, got {value}"
         )
-    return number
+    return value
 
 
 def checked_scalars(t: Transition) -> tuple[int, float, int, float]:
