@@ -15,6 +15,7 @@ from replay_support import ACT, OBS, check_content, make, stored_seqs
 
 from dreamer_core.storage import AddResult, MetadataError, ReplayStore, ReplayWarning
 from dreamer_core.storage.chunk import record_dtype
+from dreamer_core.storage.cli import main as replay_cli
 
 WRITER = Path(__file__).with_name("replay_support.py")
 
@@ -87,7 +88,7 @@ def test_torn_tail_is_cut_at_last_good_record(tmp_path):
         check_content(r)
 
 
-def test_garbled_tail_record_keeps_the_intact_records_after_it(tmp_path):
+def test_garbled_tail_record_keeps_the_intact_records_after_it(tmp_path, capsys):
     """One flipped bit in a tail record: that record is skipped, the intact ones after it are
     kept, and the writer keeps the damaged file as a quarantine copy (on the base commit the
     tail was cut there and every later durable record deleted)."""
@@ -121,6 +122,8 @@ def test_garbled_tail_record_keeps_the_intact_records_after_it(tmp_path):
         np.testing.assert_array_equal(stored_seqs(r), [*kept, 45])
         assert r.sessions()[0].gaps == 1 and r.stats()["quarantine_files"] == 1
         assert r.stats()["damaged_records"] == 0  # the rewritten tail is clean
+    assert replay_cli(["info", str(tmp_path)]) == 0
+    assert "1 *.quarantine files kept" in capsys.readouterr().out
 
 
 def test_garbled_run_of_records_and_shifted_bytes_resynchronise(tmp_path):
