@@ -209,9 +209,6 @@ class TailScan:
     damaged_inside: int  # ... of which this many lie before an intact record (not an append in progress)
     torn_bytes: int  # bytes of an incomplete last record (a crash mid-append)
 
-    @property
-    def intact(self) -> bool:
-        return self.damaged == 0 and self.torn_bytes == 0
 
 
 def read_tail(path: Path, dtype: np.dtype, dims: tuple[int, int]) -> TailScan:

@@ -2,10 +2,11 @@
 
 The rule is that nothing is deleted unless it is proven to be garbage:
 
-- A tail file is deleted only when every record in it is intact and is either carried
-  into the rewritten tail or present in a loaded chunk or the evicted summary. Otherwise
-  the writer keeps it as ``tail-….rpt.quarantine`` (damaged bytes and all) after writing
-  the intact records into a new tail.
+- A tail file is deleted only when every complete record in it is intact and is either
+  carried into the rewritten tail or present in a loaded chunk or the evicted summary.
+  Otherwise the writer keeps it as ``tail-….rpt.quarantine`` (damaged bytes and all) after
+  writing the intact records into a new tail. An incomplete last record (a crash
+  mid-append) is not kept: it was never fsynced whole, so no caller was told it was durable.
 - A damaged chunk, a file of another session or of other obs/act sizes, and a
   ``meta.json`` failing its checksum are renamed to ``*.quarantine``, never deleted.
 - A chunk below a session's ``evicted_chunks`` (an eviction interrupted between its
@@ -243,7 +244,7 @@ class Recovery:
                 state.damage.torn_records += 1 if torn else 0
                 found_parts = [f"{damaged} damaged record(s) skipped"] if damaged else []
                 found_parts += [f"cut a torn last record ({torn} bytes, a crash mid-append)"] if torn else []
-                kept = "; the writer keeps the file as a .quarantine copy" if self._writer else ""
+                kept = "; the writer keeps the file as a .quarantine copy" if self._writer and damaged else ""
                 state.warn(path, f"{path.name}: {'; '.join(found_parts)}; {len(scan.rows)} intact record(s) kept{kept}"
                            f" ({path})")
             found.append((path, scan))
@@ -289,14 +290,14 @@ class Recovery:
 
     def _open_rows(self, s: Stream, tails: list[tuple[Path, TailScan]]) -> tuple[np.ndarray, list[tuple[Path, bool]]]:
         """The open rows (tail records past the last sealed row, in seq order) and, per tail file,
-        whether it is proven spent (intact, and every record kept or already stored elsewhere)."""
+        whether it is proven spent (no damaged record, and every record kept or already stored elsewhere)."""
         last_seq = s.sealed.last_seq
         pieces: list[np.ndarray] = []
         spent: list[tuple[Path, bool]] = []
         for path, scan in tails:
             rows = scan.rows
             keep = rows["seq"] > (-1 if last_seq is None else last_seq)
-            proven = scan.intact and self._stored(s, rows["seq"][~keep], pieces)
+            proven = scan.damaged == 0 and self._stored(s, rows["seq"][~keep], pieces)
             if keep.any():
                 pieces.append(rows[keep])
                 last_seq = int(rows["seq"][keep][-1])

@@ -80,6 +80,7 @@ def test_torn_tail_is_cut_at_last_good_record(tmp_path):
     with pytest.warns(ReplayWarning, match=f"{tail.name}: cut a torn last record"):
         s = ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10)
     np.testing.assert_array_equal(stored_seqs(s), np.arange(44))
+    assert s.stats()["torn_records"] == 1 and s.stats()["quarantine_files"] == 0  # never acknowledged: no copy
     s.add(make(44))
     s.add(make(45))
     s.close()

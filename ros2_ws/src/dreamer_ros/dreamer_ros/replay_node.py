@@ -140,7 +140,7 @@ class ReplayNode(Node):
             level, message = DiagnosticStatus.ERROR, f"{message}; writing to disk fails: {failing}"
         elif refused_now:
             level, message = DiagnosticStatus.ERROR, f"{message}; refusing transitions ({kinds})"
-        elif refused or stats["gaps"] or stats["damaged_files"] or stats["quarantine_files"]:
+        elif refused or stats["gaps"] or stats["damaged_records"] or stats["quarantine_files"]:
             level = DiagnosticStatus.WARN
             message += f"; refused earlier ({kinds})" if refused else "; gaps or damaged files (see values)"
         else:
