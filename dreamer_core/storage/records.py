@@ -34,7 +34,9 @@ class Transition:
     takes it from the message's ``header.stamp``, which the control node sets from its node
     clock when it publishes (``dreamer_ros.conversions.transition_to_msg``): seconds since
     the Unix epoch, or simulation time under ``use_sim_time``. The store keeps it as given
-    and uses it only to report a session's start and end.
+    and uses it only to report a session's start and end. (``Controller.tick`` fills it
+    in-process with the monotonic time of the observation's oldest sensor reading; that value
+    is not published: ``transition_to_msg`` stamps the message with the node clock.)
     """
 
     robot_id: str

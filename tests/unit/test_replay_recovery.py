@@ -227,3 +227,23 @@ def test_lost_session_meta_is_rebuilt_from_data_files(tmp_path, damage):
     with ReplayStore(tmp_path, readonly=True) as r:
         np.testing.assert_array_equal(stored_seqs(r), np.arange(26))
         assert [(i.robot_id, i.session_id) for i in r.sessions()] == [("robot", "s0")]
+
+
+def test_interrupted_eviction_is_finished_when_meta_json_proves_it(tmp_path):
+    """A crash between the meta.json update and the unlink leaves an evicted chunk behind: the
+    evicted summary covers its rows, so the next writer deletes it (a reader skips it)."""
+    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10) as s:
+        for seq in range(35):
+            s.add(make(seq))
+    first = sorted(session_dir(tmp_path).glob("chunk-*.rpc"))[0]
+    saved = first.read_bytes()
+    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10, capacity_steps=30) as s:
+        np.testing.assert_array_equal(stored_seqs(s), np.arange(10, 35))
+    first.write_bytes(saved)  # as if the unlink had not happened
+    with ReplayStore(tmp_path, readonly=True) as r:
+        np.testing.assert_array_equal(stored_seqs(r), np.arange(10, 35))
+    assert first.exists()
+    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10) as s:
+        np.testing.assert_array_equal(stored_seqs(s), np.arange(10, 35))
+        assert s.sessions()[0].steps == 35 and s.stats()["quarantine_files"] == 0
+    assert not first.exists()
