@@ -53,11 +53,12 @@ class Transition:
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32 = np.dtype(np.float32)
 
 
 def checked_vector(value, size: int, name: str) -> np.ndarray:
     """``value`` as a finite float32 vector of ``size`` elements, or an InvalidTransitionError naming the field."""
-    if isinstance(value, np.ndarray) and value.dtype == np.float32:
+    if type(value) is np.ndarray and value.dtype is _FLOAT32:
         array = value  # what the ROS conversion and the controller produce: nothing to convert
     else:
         try:
@@ -116,6 +117,14 @@ def checked_scalars(t: Transition) -> tuple[int, float, int, float]:
 
     ``reward`` is stored as float32, so it must fit one; ``stamp`` is stored as float64.
     """
+    seq, reward, version, stamp = t.seq, t.reward, t.policy_version, t.stamp
+    # The common case in one expression (add() runs at ingest rate); NaN fails every comparison.
+    if (
+        type(seq) is int and type(version) is int and type(reward) is float and type(stamp) is float
+        and 0 <= seq < 2**63 and 0 <= version < 2**32 and -FLOAT32_MAX <= reward <= FLOAT32_MAX
+        and -math.inf < stamp < math.inf
+    ):
+        return seq, reward, version, stamp
     return (
         checked_integer(t.seq, "seq", 63),
         checked_real(t.reward, "reward", FLOAT32_MAX),
