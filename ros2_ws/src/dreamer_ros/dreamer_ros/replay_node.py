@@ -89,7 +89,6 @@ class ReplayNode(Node):
             except ReplayWriteError as exc:
                 self._write_failed(exc)
                 return
-            self._write_failing = None
         if result == "gap":
             self.get_logger().warning(f"gap in session {msg.session_id} before seq {msg.seq}")
 
@@ -98,11 +97,13 @@ class ReplayNode(Node):
             if not self._accepting:
                 return
             try:
-                self.store.maybe_flush()
+                if self._write_failing is None:
+                    self.store.maybe_flush()
+                else:  # retry until one flush gets everything held in memory to disk
+                    self.store.flush()
+                    self._write_failing = None
             except ReplayWriteError as exc:
                 self._write_failed(exc)
-                return
-            self._write_failing = None
 
     def _write_failed(self, exc: ReplayWriteError) -> None:
         """The rows are held in memory and retried by the next flush; say so loudly."""
