@@ -227,10 +227,6 @@ class ReplayStore:
                 self._lock.release()
             self._closed = True
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def __enter__(self) -> ReplayStore:
         return self
 
