@@ -70,12 +70,10 @@ def checked_vector(value, size: int, name: str) -> np.ndarray:
         raise InvalidTransitionError(
             f"Transition.{name} has shape {array.shape}; this store holds {name} of shape ({size},)"
         )
-    # A finite sum proves every element finite (NaN/inf propagate; a float64 sum of float32
-    # values cannot overflow); only then skip the element-wise check.
-    if not math.isfinite(np.add.reduce(array, dtype=np.float64)):
-        bad = int(np.argmin(np.isfinite(array)))
+    finite = np.isfinite(array)
+    if not finite.all():
         raise InvalidTransitionError(
-            f"Transition.{name} contains NaN or inf (or a value beyond float32) at index {bad}"
+            f"Transition.{name} contains NaN or inf (or a value beyond float32) at index {int(np.argmin(finite))}"
         )
     return array
 
