@@ -8,9 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _domain_ids = itertools.count()
+
+# Property-based tests: CI runs a fixed, bounded set of examples (the same every run, so a
+# failure reproduces); HYPOTHESIS_PROFILE=dev draws fresh examples. Long runs are benchmarks.
+settings.register_profile(
+    "ci", derandomize=True, max_examples=100, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def unique_domain_id() -> int:

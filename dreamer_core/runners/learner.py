@@ -116,9 +116,8 @@ def store_mismatches(store: ReplayStore, obs_dim: int, act_dim: int, spec: Polic
     if (store.obs_dim, store.act_dim) != (obs_dim, act_dim):
         problems.append(f"obs_dim/act_dim: replay store {store.obs_dim}/{store.act_dim}, "
                         f"learner {obs_dim}/{act_dim}")
-    store_spec = getattr(store, "spec", None)
-    if store_spec is not None:
-        problems += spec_mismatch("replay store", store_spec, spec)
+    if store.spec is not None:  # stores created without a spec (older, or imported bags) have none
+        problems += spec_mismatch("replay store", store.spec, spec)
     return problems
 
 

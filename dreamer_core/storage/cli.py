@@ -25,15 +25,21 @@ from dreamer_core.robots.config import load_robot_config
 from dreamer_core.spec import PolicySpec
 
 from .columns import column_names
+from .errors import ReplayStoreError
 from .records import AddResult
-from .store import ReplayStore, ReplayStoreError
+from .store import ReplayStore
 from .tabular import write_csv, write_npz
 
 FORMATS = ("rosbag2", "npz", "csv")
 
 
 def _when(stamp: float) -> str:
-    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
+    if not stamp:
+        return "-"
+    try:
+        return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # not a date (e.g. simulation time far from the epoch)
+        return f"{stamp:.6g} s"
 
 
 def _size(nbytes: int) -> str:
@@ -65,6 +71,12 @@ def _info(store: ReplayStore, as_json: bool) -> None:
         f"{stats['evicted_steps']} evicted), {stats['episodes']} episodes, {stats['gaps']} missing seqs, "
         f"{stats['chunks']} chunks, {_size(stats['disk_bytes'])} on disk"
     )
+    if stats["damaged_files"] or stats["quarantine_files"]:
+        print(
+            f"damage: {stats['damaged_files']} damaged files, {stats['damaged_records']} damaged and "
+            f"{stats['torn_records']} torn tail records skipped; {stats['quarantine_files']} *.quarantine files "
+            f"kept under {store.directory / 'sessions'} (see docs/replay.md, 'Recovery')"
+        )
 
 
 def _format(out: Path, asked: str | None) -> str:
@@ -89,7 +101,7 @@ def _spec(store: ReplayStore, robot_config: str | None) -> PolicySpec | None:
     """The observation spec that names the tabular columns: --robot-config, else the store's."""
     if robot_config is not None:
         return load_robot_config(robot_config).policy_spec()
-    return getattr(store, "spec", None)  # persisted by the replay node in newer stores
+    return store.spec  # persisted by the replay node; None for stores created without one
 
 
 def _steps(store: ReplayStore, robot: str | None, session: str | None, total: int, out: Path):
@@ -216,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                     _info(store, args.json)
                 else:
                     print(_export(store, args))
-        except ReplayStoreError as exc:
+        except (ReplayStoreError, OSError) as exc:
             print(f"dreamer-replay: {exc}", file=sys.stderr)
             return 1
     return 0

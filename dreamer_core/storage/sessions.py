@@ -7,63 +7,30 @@ whole session's figures, and eviction never changes what ``sessions()`` reports.
 
 from __future__ import annotations
 
-import json
-import zlib
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
-
-from dreamer_core.io import atomic_write
+from pydantic import NonNegativeInt
 
 from .chunk import FIRST, LAST, RESET
 
 
-def write_meta(path: Path, meta: dict) -> None:
-    """Write a session's meta.json atomically, with a CRC32 of its content."""
-    body = json.dumps(meta, sort_keys=True)
-    atomic_write(path, json.dumps({**meta, "crc32": zlib.crc32(body.encode())}).encode())
-
-
-def read_meta(path: Path) -> dict:
-    """Read a session's meta.json; ValueError when it is not JSON or fails its checksum.
-
-    The checksum matters: a flipped digit in ``evicted_chunks`` would otherwise look like
-    an interrupted eviction and get chunks deleted.
-    """
-    meta = json.loads(path.read_text())
-    if not isinstance(meta, dict) or "crc32" not in meta:
-        raise ValueError("no checksum")
-    crc = meta.pop("crc32")
-    if zlib.crc32(json.dumps(meta, sort_keys=True).encode()) != crc:
-        raise ValueError("checksum mismatch")
-    return meta
-
-
 @dataclass(frozen=True)
 class Summary:
-    """Figures of a prefix of a stream (see module docstring)."""
+    """Figures of a prefix of a stream (see module docstring). Kept in meta.json, where the
+    annotations are checked strictly when it is read (``metadata.SessionMeta``)."""
 
-    steps: int = 0
-    gaps: int = 0  # seqs missing between stored rows
+    steps: NonNegativeInt = 0
+    gaps: NonNegativeInt = 0  # seqs missing between stored rows
     returns: tuple[float, ...] = ()  # one per completed episode (ended by is_last)
-    policy_versions: tuple[int, ...] = ()
+    policy_versions: tuple[NonNegativeInt, ...] = ()
     start: float | None = None  # stamp of the first row
     end: float | None = None  # stamp of the last row
-    last_seq: int | None = None
+    last_seq: NonNegativeInt | None = None
     open_return: float | None = None  # reward summed so far by an episode not yet ended
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> Summary:
-        if not data:
-            return cls()
-        data = dict(data)
-        data["returns"] = tuple(float(r) for r in data.get("returns", ()))
-        data["policy_versions"] = tuple(int(v) for v in data.get("policy_versions", ()))
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def fold(prior: Summary, rows: np.ndarray) -> Summary:
@@ -110,7 +77,8 @@ class SessionInfo:
 
     ``steps`` counts every step ever stored (evicted ones too); ``stored_steps`` those
     still held. ``episodes`` counts completed episodes (ended by is_last), one return each.
-    ``start``/``end`` are the stamps of the first and last step (0 when never stamped).
+    ``start``/``end`` are the stamps of the first and last step (``Transition.stamp``: the
+    publisher's ROS clock in seconds; 0 when never stamped).
     """
 
     robot_id: str

@@ -1,8 +1,9 @@
 """Shared helpers for the replay store tests, and a writer process for the multi-process ones.
 
-Run as a script: ``python replay_support.py DIR COUNT [--start N] [--chunk L] [--interval S] [--pace K]``
+Run as a script: ``python replay_support.py DIR COUNT [--start N] [--chunk L] [--interval S] [--pace K] [--hold]``
 adds COUNT transitions of stream ("robot", "s0") from seq N, prints ``durable <seq>`` after
-each explicit flush, and exits cleanly at the end.
+each explicit flush, and exits cleanly at the end. With ``--hold`` it flushes, prints
+``holding`` and waits for a line on stdin, then adds COUNT more before closing.
 """
 
 from __future__ import annotations
@@ -68,18 +69,25 @@ def _writer() -> None:
     parser.add_argument("--chunk", type=int, default=50)
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--pace", type=int, default=0, help="sleep 1 ms after every PACE adds")
+    parser.add_argument("--hold", action="store_true", help="hold the store open until a line arrives on stdin")
     args = parser.parse_args()
     with ReplayStore(
         args.directory, obs_dim=OBS, act_dim=ACT, chunk_length=args.chunk, durability_interval=args.interval
     ) as store:
         print("ready", flush=True)
-        for seq in range(args.start, args.start + args.count):
-            store.add(make(seq))
-            if (seq + 1) % 97 == 0:
+        rounds = 2 if args.hold else 1
+        for start in range(args.start, args.start + rounds * args.count, args.count):
+            if start > args.start:
                 store.flush()
-                print(f"durable {seq}", flush=True)
-            if args.pace and seq % args.pace == 0:
-                time.sleep(0.001)
+                print("holding", flush=True)
+                sys.stdin.readline()
+            for seq in range(start, start + args.count):
+                store.add(make(seq))
+                if (seq + 1) % 97 == 0:
+                    store.flush()
+                    print(f"durable {seq}", flush=True)
+                if args.pace and seq % args.pace == 0:
+                    time.sleep(0.001)
     print("done", flush=True)
 
 

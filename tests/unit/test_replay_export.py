@@ -317,13 +317,12 @@ def test_a_stamp_outside_builtin_interfaces_time_stops_the_export_and_leaves_not
     assert list((tmp_path / "bags").iterdir()) == []
 
 
-@pytest.fixture
-def a1_store(tmp_path) -> Path:
-    """A store shaped like the simulated A1's (obs_dim 46, act_dim 12)."""
+def write_a1_store(directory: Path, *, with_spec: bool) -> Path:
+    """A store shaped like the simulated A1's (obs_dim 46, act_dim 12), with or without its spec."""
     spec = load_robot_config("a1_sim").policy_spec()
-    directory = tmp_path / "a1"
     rng = np.random.default_rng(1)
-    with ReplayStore(directory, obs_dim=spec.obs_dim, act_dim=spec.act_dim) as store:
+    kwargs = {"spec": spec} if with_spec else {}
+    with ReplayStore(directory, obs_dim=spec.obs_dim, act_dim=spec.act_dim, **kwargs) as store:
         for seq in range(12):
             store.add(Transition(
                 "a1_sim", "s", seq, rng.normal(size=spec.obs_dim).astype(np.float32),
@@ -331,6 +330,11 @@ def a1_store(tmp_path) -> Path:
                 seq == 0, seq == 11, False, 2, T0 + seq / 50,
             ))
     return directory
+
+
+@pytest.fixture
+def a1_store(tmp_path) -> Path:
+    return write_a1_store(tmp_path / "a1", with_spec=False)
 
 
 def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -362,7 +366,7 @@ def test_csv_columns_are_named_from_the_robot_config(a1_store, tmp_path, capsys)
     assert [r[6:9] for r in rows][-1] == ["0", "1", "0"]
 
 
-def test_npz_names_columns_from_the_store_spec_or_numbers_them(a1_store, tmp_path, capsys, monkeypatch):
+def test_npz_names_columns_from_the_store_spec_or_numbers_them(a1_store, tmp_path, capsys):
     numbered = tmp_path / "numbered.npz"
     code, _, err = run(capsys, "export", a1_store, numbered)
     assert code == 0 and "columns are numbered" in err and "--robot-config" in err
@@ -371,9 +375,9 @@ def test_npz_names_columns_from_the_store_spec_or_numbers_them(a1_store, tmp_pat
 
     # A store that carries its observation spec (written by the replay node) names them itself.
     spec = load_robot_config("a1_sim").policy_spec()
-    monkeypatch.setattr(ReplayStore, "spec", spec, raising=False)
+    with_spec = write_a1_store(tmp_path / "a1_with_spec", with_spec=True)
     named = tmp_path / "named.npz"
-    code, _, err = run(capsys, "export", a1_store, named)
+    code, _, err = run(capsys, "export", with_spec, named)
     assert code == 0 and "numbered" not in err
     obs_names, action_names = column_names(spec, 46, 12)
     with np.load(named) as data:

@@ -1,4 +1,4 @@
-"""Replay store recovery: kill -9 mid-stream, torn tails, truncated and garbled chunks, garbage files."""
+"""Replay store recovery: kill -9 mid-stream, torn and garbled tails, truncated and garbled chunks, garbage files."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from replay_support import ACT, OBS, check_content, make, stored_seqs
 
-from dreamer_core.storage import ReplayStore, ReplayStoreError, ReplayWarning
+from dreamer_core.storage import AddResult, MetadataError, ReplayStore, ReplayWarning
 from dreamer_core.storage.chunk import record_dtype
+from dreamer_core.storage.cli import main as replay_cli
 
 WRITER = Path(__file__).with_name("replay_support.py")
 
@@ -76,9 +77,10 @@ def test_torn_tail_is_cut_at_last_good_record(tmp_path):
     tail = next(session_dir(tmp_path).glob("tail-*.rpt"))
     size = tail.stat().st_size
     os.truncate(tail, size - 7)  # the last record loses its end, as in a crash mid-write
-    with pytest.warns(ReplayWarning, match=f"{tail.name}: cut a torn tail"):
+    with pytest.warns(ReplayWarning, match=f"{tail.name}: cut a torn last record"):
         s = ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10)
     np.testing.assert_array_equal(stored_seqs(s), np.arange(44))
+    assert s.stats()["torn_records"] == 1 and s.stats()["quarantine_files"] == 0  # never acknowledged: no copy
     s.add(make(44))
     s.add(make(45))
     s.close()
@@ -87,17 +89,58 @@ def test_torn_tail_is_cut_at_last_good_record(tmp_path):
         check_content(r)
 
 
-def test_garbled_tail_record_cuts_from_there(tmp_path):
+def test_garbled_tail_record_keeps_the_intact_records_after_it(tmp_path, capsys):
+    """One flipped bit in a tail record: that record is skipped, the intact ones after it are
+    kept, and the writer keeps the damaged file as a quarantine copy (on the base commit the
+    tail was cut there and every later durable record deleted)."""
     write_sample(tmp_path)  # chunks hold 0..39, the tail 40..44
     tail = next(session_dir(tmp_path).glob("tail-*.rpt"))
     size = record_dtype(OBS, ACT).itemsize
     data = bytearray(tail.read_bytes())
-    data[len(data) - 3 * size + 5] ^= 0xFF  # inside the record of seq 42
+    data[len(data) - 3 * size + 5] ^= 0x01  # inside the record of seq 42
     tail.write_bytes(bytes(data))
+    kept = [*range(42), 43, 44]
+    with pytest.warns(ReplayWarning, match=f"{tail.name}: 1 damaged record"), ReplayStore(tmp_path, readonly=True) as r:
+        np.testing.assert_array_equal(stored_seqs(r), kept)
+        assert r.stats()["damaged_records"] == 1
+    assert tail.read_bytes() == bytes(data), "a reader never changes a file"
+    with pytest.warns(ReplayWarning, match=f"{tail.name}: 1 damaged record"):
+        w = ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10)
+    np.testing.assert_array_equal(stored_seqs(w), kept)
+    check_content(w)
+    assert (w.stats()["damaged_records"], w.stats()["quarantine_files"]) == (1, 1)
+    quarantined = tail.with_name(tail.name + ".quarantine")
+    assert quarantined.read_bytes() == bytes(data), "the damaged bytes are kept, as they were"
+    batch = w.sample(32, 8, seed=0)  # a sequence across the hole restarts its state at seq 43
+    for b in np.flatnonzero(batch["obs"][:, 0, 0] < 43):
+        steps = batch["obs"][b, :, 0].astype(int)
+        if 43 in steps:
+            assert batch["is_first"][b, list(steps).index(43)]
+    assert w.add(make(42)) == AddResult.DUPLICATE  # below the highest stored seq
+    w.add(make(45))
+    w.close()
     with ReplayStore(tmp_path, readonly=True) as r:
-        np.testing.assert_array_equal(stored_seqs(r), np.arange(42))
+        np.testing.assert_array_equal(stored_seqs(r), [*kept, 45])
+        assert r.sessions()[0].gaps == 1 and r.stats()["quarantine_files"] == 1
+        assert r.stats()["damaged_records"] == 0  # the rewritten tail is clean
+    assert replay_cli(["info", str(tmp_path)]) == 0
+    assert "1 *.quarantine files kept" in capsys.readouterr().out
 
 
+def test_garbled_run_of_records_and_shifted_bytes_resynchronise(tmp_path):
+    """Several damaged records, and bytes lost in the middle (framing shifted): every intact
+    record after them is still found."""
+    write_sample(tmp_path, count=30, chunk_length=64)  # everything in one tail
+    tail = next(session_dir(tmp_path).glob("tail-*.rpt"))
+    size = record_dtype(OBS, ACT).itemsize
+    data = bytearray(tail.read_bytes())
+    header = len(data) - 30 * size
+    data[header + 5 * size : header + 8 * size] = np.random.default_rng(0).bytes(3 * size)  # seqs 5-7 garbled
+    del data[header + 20 * size + 10 : header + 20 * size + 17]  # 7 bytes of seq 20 lost
+    tail.write_bytes(bytes(data))
+    with pytest.warns(ReplayWarning, match="damaged record"), ReplayStore(tmp_path, readonly=True) as r:
+        np.testing.assert_array_equal(stored_seqs(r), [*range(5), *range(8, 20), *range(21, 30)])
+        check_content(r)
 @pytest.mark.parametrize("damage", ["truncate", "garble", "garble_header", "empty"])
 def test_damaged_chunk_skipped_with_warning_naming_it(tmp_path, damage):
     write_sample(tmp_path)
@@ -124,7 +167,7 @@ def test_damaged_chunk_skipped_with_warning_naming_it(tmp_path, damage):
     # The writer keeps the damaged file aside (never loaded again) and goes on.
     with pytest.warns(ReplayWarning, match=victim.name):
         w = ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10)
-    assert victim.with_name(victim.name + ".corrupt").exists() and not victim.exists()
+    assert victim.with_name(victim.name + ".quarantine").exists() and not victim.exists()
     w.add(make(45))
     w.close()
     with ReplayStore(tmp_path, readonly=True) as r:
@@ -143,7 +186,7 @@ def test_garbage_files_are_ignored_and_bad_store_json_is_an_error(tmp_path):
         r = ReplayStore(tmp_path, readonly=True)
     np.testing.assert_array_equal(stored_seqs(r), np.arange(20))
     (tmp_path / "store.json").write_text("{not json")
-    with pytest.raises(ReplayStoreError, match=r"store\.json is damaged"):
+    with pytest.raises(MetadataError, match=r"store\.json: not valid JSON"):
         ReplayStore(tmp_path, readonly=True)
 
 
@@ -176,9 +219,31 @@ def test_lost_session_meta_is_rebuilt_from_data_files(tmp_path, damage):
         meta.unlink()
     with pytest.warns(ReplayWarning, match="meta.json is damaged") if damage != "delete" else nullcontext():
         s = ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10)
+    if damage != "delete":  # the untrusted file is kept aside, not overwritten
+        assert meta.with_name("meta.json.quarantine").read_text() != meta.read_text()
     with s:
         np.testing.assert_array_equal(stored_seqs(s), np.arange(25))
         s.add(make(25))
     with ReplayStore(tmp_path, readonly=True) as r:
         np.testing.assert_array_equal(stored_seqs(r), np.arange(26))
         assert [(i.robot_id, i.session_id) for i in r.sessions()] == [("robot", "s0")]
+
+
+def test_interrupted_eviction_is_finished_when_meta_json_proves_it(tmp_path):
+    """A crash between the meta.json update and the unlink leaves an evicted chunk behind: the
+    evicted summary covers its rows, so the next writer deletes it (a reader skips it)."""
+    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10) as s:
+        for seq in range(35):
+            s.add(make(seq))
+    first = sorted(session_dir(tmp_path).glob("chunk-*.rpc"))[0]
+    saved = first.read_bytes()
+    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10, capacity_steps=30) as s:
+        np.testing.assert_array_equal(stored_seqs(s), np.arange(10, 35))
+    first.write_bytes(saved)  # as if the unlink had not happened
+    with ReplayStore(tmp_path, readonly=True) as r:
+        np.testing.assert_array_equal(stored_seqs(r), np.arange(10, 35))
+    assert first.exists()
+    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=10) as s:
+        np.testing.assert_array_equal(stored_seqs(s), np.arange(10, 35))
+        assert s.sessions()[0].steps == 35 and s.stats()["quarantine_files"] == 0
+    assert not first.exists()

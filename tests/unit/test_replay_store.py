@@ -11,7 +11,7 @@ import pytest
 from replay_support import ACT, OBS, check_content, make, stored_seqs
 
 from dreamer_core import io as dreamer_io
-from dreamer_core.storage import AddResult, ReplayStore, ReplayStoreError, ReplayWriteError, store
+from dreamer_core.storage import AddResult, ReplayStore, ReplayStoreError, ReplayWriteError, writer
 
 
 def open_store(path, **kw) -> ReplayStore:
@@ -152,7 +152,7 @@ def test_disk_full_on_tail_flush_is_clear_and_keeps_data(tmp_path, monkeypatch):
     s.flush()
     for seq in range(10, 20):
         s.add(make(seq))
-    monkeypatch.setattr(store, "write_all", failing_write(100))
+    monkeypatch.setattr(writer, "write_all", failing_write(100))
     with pytest.raises(ReplayWriteError, match="No space left on device") as info:
         s.flush()
     assert info.value.errno == errno.ENOSPC and "tail-" in str(info.value)

@@ -1,0 +1,84 @@
+"""The read side of a store: training batches, rows for export, sessions and counters.
+
+Everything here reads the rows held in memory (or memory-mapped) by a ``StoreState``; no
+file is read per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .chunk import FIRST, LAST, RESET, TERMINAL
+from .sampler import draw_starts, gather
+from .sessions import SessionInfo, fold
+from .streams import StoreState
+
+
+def sample(
+    state: StoreState, batch_size: int, length: int, rng: np.random.Generator, recency: float
+) -> dict[str, np.ndarray]:
+    """B×T sequences (see ``ReplayStore.sample``)."""
+    segments = [s.segments_view() for s in state.ordered()]
+    sizes = np.array([seg.size for seg in segments], dtype=np.int64)
+    which, start = draw_starts(sizes, batch_size, length, rng, recency)
+    return gather(segments, which, start, length, state.obs_dim, state.act_dim)
+
+
+def iter_steps(
+    state: StoreState, robot_id: str | None, session_id: str | None
+) -> Iterator[tuple[SessionInfo, dict[str, np.ndarray]]]:
+    """Stored rows one chunk at a time (see ``ReplayStore.iter_steps``)."""
+    infos = {(i.robot_id, i.session_id): i for i in sessions(state)}
+    for s in state.ordered():
+        if robot_id not in (None, s.robot_id) or session_id not in (None, s.session_id):
+            continue
+        for rows in s.segments_view().arrays:
+            flags = rows["flags"]
+            yield (
+                infos[(s.robot_id, s.session_id)],
+                {
+                    "seq": np.array(rows["seq"]),
+                    "stamp": np.array(rows["stamp"]),
+                    "policy_version": np.array(rows["policy_version"]),
+                    "obs": np.array(rows["obs"]),
+                    "action": np.array(rows["action"]),
+                    "reward": np.array(rows["reward"]),
+                    "is_first": (flags & (FIRST | RESET)) != 0,
+                    "is_last": (flags & LAST) != 0,
+                    "is_terminal": (flags & TERMINAL) != 0,
+                },
+            )
+
+
+def sessions(state: StoreState) -> list[SessionInfo]:
+    """Every session ever recorded (evicted ones too), in store order."""
+    return [
+        SessionInfo.from_summary(s.robot_id, s.session_id, fold(s.sealed, s.open_view()), s.num_rows, s.duplicates)
+        for s in state.ordered()
+    ]
+
+
+def stats(state: StoreState) -> dict[str, int]:
+    """Store-wide counters (see docs/replay.md for each key); every value is an int."""
+    infos = sessions(state)
+    streams = state.streams.values()
+    damage = state.damage
+    return {
+        "steps": state.num_steps,
+        "total_steps": sum(i.steps for i in infos),
+        "sessions": len(infos),
+        "episodes": sum(i.episodes for i in infos),
+        "duplicates": sum(s.duplicates for s in streams),
+        "gaps": sum(i.gaps for i in infos),
+        "evicted_steps": sum(s.evicted.steps for s in streams),
+        "chunks": sum(len(s.chunks) for s in streams),
+        "pending_steps": sum(s.n_open - s.n_durable for s in streams),
+        "disk_bytes": state.disk_bytes,
+        "memory_bytes": state.held_bytes() + sum(s.open_rows.nbytes for s in streams if s.open_rows is not None),
+        "damaged_files": len(damage.reported),
+        "torn_records": damage.torn_records,
+        "damaged_records": damage.damaged_records,
+        "quarantine_files": len(damage.set_aside),
+    }
