@@ -67,6 +67,7 @@ class PolicyManager:
         self._refused = 0
         self._closed = False
         self._state_error = ""
+        self._validator_error = ""  # the newest exception the validator thread survived
         self._validator: threading.Thread | None = None
         if self._state.pinned is not None:
             self._log("warning", f"pinned to policy v{self._state.pinned} by an operator (persisted); "
@@ -240,6 +241,7 @@ class PolicyManager:
                 "bundles_refused": self._refused,
                 "last_rejection": self._last_rejection,
                 "state_error": self._state_error,
+                "validator_error": self._validator_error,
             }
 
     # -- internals (called with the lock held unless noted) ------------------------------
@@ -315,4 +317,8 @@ class PolicyManager:
             with self._lock:
                 if self._closed:
                     return
-            self.validate_next(load, timeout=0.5)
+            try:
+                self.validate_next(load, timeout=0.5)
+            except Exception as exc:  # e.g. the log callback failing: later bundles must still be validated
+                with self._lock:
+                    self._validator_error = f"{type(exc).__name__}: {exc}"

@@ -9,6 +9,8 @@ named fault and a held command, never a dead control thread.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +18,22 @@ import numpy as np
 
 from dreamer_core.control.faults import SensorFault
 from dreamer_core.robots.signals import RobotSignals
+
+
+class LatestMessages:
+    """The newest message per sensor topic with its monotonic receive time (subscriptions write, the loop reads)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._latest: dict[str, tuple[object, float]] = {}
+
+    def put(self, key: str, msg) -> None:
+        with self._lock:
+            self._latest[key] = (msg, time.monotonic())
+
+    def snapshot(self) -> dict[str, tuple[object, float]]:
+        with self._lock:
+            return dict(self._latest)
 
 
 @dataclass

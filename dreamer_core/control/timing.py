@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -90,3 +91,24 @@ class FixedRateLoop:
     def tick_age(self, now: float) -> float | None:
         """Seconds since the last tick finished (None before the first)."""
         return None if self.last_tick is None else now - self.last_tick
+
+
+def raise_process_priority(niceness: int = -10) -> str | None:
+    """Lower the process's niceness (threads started later inherit it); the refusal as text, or None.
+
+    A GIL holder that unrelated load preempts would otherwise stall the real-time control thread.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except OSError as exc:
+        return f"could not raise the process priority to nice {niceness} ({exc})"
+    return None
+
+
+def request_realtime(priority: int) -> str | None:
+    """SCHED_FIFO at ``priority`` for the calling thread (Linux, needs CAP_SYS_NICE); the refusal as text, or None."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:
+        return f"realtime_priority {priority} not granted ({exc}); running best effort"
+    return None

@@ -184,6 +184,37 @@ def test_a_failing_loader_never_stops_validation(state):
     assert running(pm) == 2
 
 
+def test_the_validator_thread_survives_a_failing_log(state):
+    def log(level, message):
+        if level == "error":
+            raise ValueError("Logger severity cannot be changed between calls.")  # what rclpy once raised
+
+    def load(bundle, min_version):
+        if bundle.version == 6:
+            raise BundleRejected("signature_invalid", "forged")
+        return fake_load(bundle, min_version)
+
+    pm = PolicyManager("a1_sim", state_path=state, log=log)
+    pm.start_validator(load)
+    try:
+        pm.offer(FakeBundle(6))  # refused in the validator thread, whose error log then raises
+        wait_until(lambda: pm.status()["validator_error"])
+        pm.offer(FakeBundle(7))
+        wait_until(lambda: 7 in pm.status()["held_versions"])
+    finally:
+        pm.close()
+    assert pm.status()["last_rejection"] == "v6: signature_invalid" and running(pm) == 7
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        done.wait(0.05)
+    raise AssertionError("condition not reached")
+
+
 def test_the_newest_arrival_replaces_a_waiting_bundle(state):
     pm = PolicyManager("a1_sim", state_path=state)
     pm.offer(FakeBundle(3))

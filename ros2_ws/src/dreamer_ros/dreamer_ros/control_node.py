@@ -8,7 +8,6 @@ joint command and the Transitions, and bundles and operator services go to the
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -27,6 +26,9 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from dreamer_core.control import Controller, FixedRateLoop, InitialPolicy, PolicyManager
+from dreamer_core.control.health import control_health
+from dreamer_core.control.sensors import LatestMessages
+from dreamer_core.control.timing import raise_process_priority, request_realtime
 from dreamer_core.control.version_state import default_state_dir, state_file
 from dreamer_core.deploy import PolicyRuntime, load_public_key
 from dreamer_ros import qos
@@ -41,41 +43,20 @@ PARAMETERS = {
 }
 
 
-class SensorCache:
-    """Newest message per sensor topic with its receive time (monotonic)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.latest: dict[str, tuple[object, float]] = {}
-
-    def put(self, key: str, msg) -> None:
-        with self._lock:
-            self.latest[key] = (msg, time.monotonic())
-
-    def snapshot(self) -> dict[str, tuple[object, float]]:
-        with self._lock:
-            return dict(self.latest)
-
-
 class ControlNode(LifecycleNode):
     def __init__(self):
         super().__init__("control_node")
         for name, default in PARAMETERS.items():
             self.declare_parameter(name, default)
         self.config = load_node_robot_config(self)
-        if self._param("realtime_priority") > 0:
-            # Threads started from here on (executor, validator) inherit this: a GIL holder that
-            # unrelated load preempts would otherwise stall the real-time control thread.
-            try:
-                os.setpriority(os.PRIO_PROCESS, 0, -10)
-            except OSError as exc:
-                self.get_logger().warning(f"could not raise the node's priority ({exc})")
+        if self._param("realtime_priority") > 0 and (refused := raise_process_priority()):
+            self.get_logger().warning(refused)
         self.controller: Controller | None = None
         self.fatal_error: str | None = None  # set when the control loop dies; run_node then exits non-zero
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
         self._activated_at = 0.0
-        self._sensors = SensorCache()
+        self._sensors = LatestMessages()
         self._reset_pending = False
         self._last_fault: str | None = None
         self._configure_error = ""
@@ -178,12 +159,8 @@ class ControlNode(LifecycleNode):
     # -- the real-time loop ----------------------------------------------------------
 
     def _control_loop(self) -> None:
-        priority = self._param("realtime_priority")
-        if priority > 0:  # SCHED_FIFO for this thread (Linux, needs CAP_SYS_NICE)
-            try:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-            except (OSError, AttributeError) as exc:
-                self.get_logger().warning(f"realtime_priority {priority} not granted ({exc}); running best effort")
+        if self._param("realtime_priority") > 0 and (refused := request_realtime(self._param("realtime_priority"))):
+            self.get_logger().warning(refused)
         try:
             self.loop.run(self._tick, self._running.is_set, on_late=self._on_late)
         except Exception as exc:  # Controller.tick never raises: this is a fault of the node itself
@@ -239,7 +216,13 @@ class ControlNode(LifecycleNode):
         )
 
     def _log(self, level: str, message: str) -> None:
-        getattr(self.get_logger(), level)(message)
+        # One call site per severity: rclpy refuses a call site whose severity changes.
+        if level == "error":
+            self.get_logger().error(message)
+        elif level == "warning":
+            self.get_logger().warning(message)
+        else:
+            self.get_logger().info(message)
 
     # -- e-stop and services (thin: the controller and the policy manager decide) ------------
 
@@ -270,42 +253,13 @@ class ControlNode(LifecycleNode):
     # -- diagnostics -------------------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
-        c, policies = self.controller, self.policies.status()
         now = time.monotonic()
         age = self.loop.tick_age(now)
-        since = age if age is not None else now - self._activated_at  # seconds without a finished tick
-        stalled = self.fatal_error is not None or (self._running.is_set() and since > self._param("stall_timeout_s"))
-        fault = c.current_fault
-        if stalled:
-            level, message = DiagnosticStatus.ERROR, self.fatal_error or "control loop stalled"
-        elif not self._running.is_set():
-            level, message = DiagnosticStatus.WARN, "inactive"
-        elif fault is not None:
-            serious = fault.name == "estop" or fault.name.startswith("tick_exception")
-            level, message = (DiagnosticStatus.ERROR if serious else DiagnosticStatus.WARN), fault.name
-        else:
-            level, message = DiagnosticStatus.OK, "running"
-        pinned = policies["pinned"]
-        values = {
-            "policy_version": c.policy_version, "swaps": c.swaps, "pinned": "none" if pinned is None else pinned,
-            "highest_accepted_version": policies["highest_accepted"],
-            "rejected_versions": ",".join(map(str, policies["rejected_versions"])),
-            "held_versions": ",".join(map(str, policies["held_versions"])),
-            "previous_version": policies["previous_version"],
-            # CLOCK_MONOTONIC is shared by all processes of a host: benchmarks time swaps with it.
-            "last_swap_monotonic": c.last_swap_at if c.last_swap_at is not None else "",
-            "watchdog": fault.name if fault else "ok", "fault_detail": fault.detail if fault else "",
-            "estop_latched": c.safety.estop_reason is not None,
-            "transitions_published": c.seq, "session_id": c.session_id, "episodes": c.episodes,
-            "explore": c.explore, "last_rejection": policies["last_rejection"],
-            "bundles_refused": policies["bundles_refused"], "version_state_error": policies["state_error"],
-            "last_exception": c.last_exception, "loop_alive": not stalled,
-            "last_tick_age_ms": f"{1e3 * since:.1f}",
-            **{k: v if isinstance(v, int) else f"{v:.3f}" for k, v in self.loop.stats.summary().items()},
-            **{f"fault.{name}": count for name, count in sorted(c.faults.counts().items())},
-        }
-        status = diagnostic_status(f"control_node: {self.config.robot_id}", self.config.robot_id, level,
-                                   message, values)
+        health = control_health(self.controller, self.loop, active=self._running.is_set(),
+                                tick_age=age if age is not None else now - self._activated_at,
+                                stall_timeout_s=self._param("stall_timeout_s"), fatal_error=self.fatal_error)
+        status = diagnostic_status(f"control_node: {self.config.robot_id}", self.config.robot_id,
+                                   getattr(DiagnosticStatus, health.level), health.message, health.values)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)

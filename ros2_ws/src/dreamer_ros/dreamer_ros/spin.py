@@ -37,26 +37,26 @@ def run_node(factory, args=None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     # Explicit: a shell starts background jobs with SIGINT ignored.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.default_int_handler)
-    try:
-        node = factory()
-    except KeyboardInterrupt:  # stopped while still starting up
-        rclpy.try_shutdown()
-        return
+        signal.signal(sig, _stop_requested)
+    node = None
     executor = SingleThreadedExecutor()
-    executor.add_node(node)
     crash: list[str] = []
     spinner = threading.Thread(target=_spin, args=(executor, crash), daemon=True, name="executor")
-    spinner.start()
     try:
+        node = factory()
+        executor.add_node(node)
+        spinner.start()
         while spinner.is_alive() and not getattr(node, "fatal_error", None):
             time.sleep(0.2)  # not join(): an interrupted join leaves the thread's lock broken (CPython)
     except KeyboardInterrupt:
-        pass
+        if node is None:  # stopped while still starting up
+            rclpy.try_shutdown()
+            _exit(0)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _already_stopping)
     executor.shutdown(timeout_sec=CALLBACK_DRAIN_S)
-    spinner.join(timeout=CALLBACK_DRAIN_S)
+    if spinner.is_alive():
+        spinner.join(timeout=CALLBACK_DRAIN_S)
     failures = [f"executor: {crash[0]}"] if crash else []
     if spinner.is_alive():
         node.get_logger().error(f"a callback is still running after {CALLBACK_DRAIN_S} s; stopping anyway")
@@ -72,11 +72,16 @@ def run_node(factory, args=None) -> None:
         node.get_logger().fatal(failure)
     node.destroy_node()
     rclpy.try_shutdown()
-    # Everything is stopped, written and closed. Skip the interpreter's teardown: collecting the
-    # learner's torch object graph alone takes seconds, longer than launch waits before SIGTERM.
+    _exit(1 if failures else 0)
+
+
+def _exit(status: int) -> None:
+    """Exit now: everything is stopped, written and closed. The interpreter's teardown is skipped
+    because collecting the learner's torch object graph alone takes seconds, longer than launch
+    waits before SIGTERM."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(1 if failures else 0)
+    os._exit(status)
 
 
 def _spin(executor, crash: list[str]) -> None:
@@ -87,6 +92,13 @@ def _spin(executor, crash: list[str]) -> None:
     except Exception as exc:  # a callback raised: the node cannot go on; main() exits non-zero
         crash.append(f"{type(exc).__name__}: {exc}")
         sys.stderr.write(traceback.format_exc())
+
+
+def _stop_requested(signum, frame) -> None:
+    # Swap first: a second signal right behind this one must not raise inside the stop sequence.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _already_stopping)
+    raise KeyboardInterrupt
 
 
 def _already_stopping(signum, frame) -> None:
