@@ -75,11 +75,12 @@ class Controller:
         self.current_fault: Fault | None = None  # the fault of the newest tick (read by diagnostics)
         self.seq = 0
         self.episodes = 0
-        self._stage = "swap"
+        self._stage = "sensors"
         self._episode_step = 0  # transitions emitted in the running episode (0: none running)
         self._prev_action = np.zeros(self.act_dim, dtype=np.float32)
         self._prev_prev_action = np.zeros(self.act_dim, dtype=np.float32)
-        self._last_obs: np.ndarray | None = None
+        self._last_obs: np.ndarray | None = None  # of the newest transition, with its stamp
+        self._last_stamp = 0.0
         self._last_targets: np.ndarray | None = None
         self._last_pose: np.ndarray | None = None  # newest plausible measured pose (within command limits)
         self._held: np.ndarray | None = None  # frozen safe command while a fault lasts
@@ -106,7 +107,7 @@ class Controller:
         """Close the running episode (is_last) when the node stops, so replay sees where it ended."""
         if self._episode_step == 0:
             return None
-        return self._end_episode(self._last_obs, 0.0, terminal=False, stamp=0.0)
+        return self._end_episode(self._last_obs, 0.0, terminal=False, stamp=self._last_stamp)
 
     # -- internals -----------------------------------------------------------------
 
@@ -195,8 +196,7 @@ class Controller:
                 transitions.append(self._end_episode(obs, reward, terminal=True, stamp=signals.stamp))
             else:
                 # Bad or stale sensors, e-stop, an exception: cut the episode at the last good observation.
-                stamp = float(signals.stamp) if signals is not None else 0.0
-                transitions.append(self._end_episode(self._last_obs, 0.0, terminal=False, stamp=stamp))
+                transitions.append(self._end_episode(self._last_obs, 0.0, terminal=False, stamp=self._last_stamp))
         if self._held is None:
             # Freeze the pose once, when the fault begins: re-tracking the measured pose would let
             # the robot sag under gravity. Untrusted sensors: keep the last command we sent.
@@ -247,7 +247,7 @@ class Controller:
         t = self._transition(obs, action, reward, first=first, last=False, terminal=False, stamp=signals.stamp)
         self.episodes += first
         self._episode_step += 1
-        self._last_obs = obs
+        self._last_obs, self._last_stamp = obs, t.stamp
         self.recent_obs.add(obs)
         self._prev_prev_action = self._prev_action
         self._prev_action = action

@@ -106,10 +106,7 @@ class PolicyManager:
             return True
         try:
             runtime = load(bundle, min_version)
-        except BundleRejected as exc:
-            self._refuse(bundle.version, exc)
-            return True
-        except Exception as exc:  # a bug or an unexpected input must not end validation for good
+        except Exception as exc:  # BundleRejected, or anything unexpected: validation goes on either way
             self._refuse(bundle.version, exc)
             return True
         self.accept(runtime)
