@@ -62,6 +62,7 @@ def test_every_dreamer_core_module_imports_without_ros():
 def test_onboard_modules_import_without_torch():
     onboard = [
         "dreamer_core.spec",
+        "dreamer_core.control",
         "dreamer_core.deploy.runtime",
         "dreamer_core.deploy.bundle",
         "dreamer_core.storage",

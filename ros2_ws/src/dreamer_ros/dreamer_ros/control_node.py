@@ -20,6 +20,7 @@ from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
 from dreamer_msgs.msg import Transition as TransitionMsg
 from dreamer_msgs.srv import PinPolicy, Rollback
 from nav_msgs.msg import Odometry
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, Float64MultiArray
@@ -36,6 +37,8 @@ from dreamer_ros.conversions import bundle_from_msg, diagnostic_status, readings
 from dreamer_ros.params import load_node_robot_config
 from dreamer_ros.spin import run_node
 
+# Longest wait at stop for the replay node to acknowledge the last transitions (launch's SIGTERM comes at 5 s).
+ACK_WAIT_S = 2.0
 PARAMETERS = {
     "autostart": True, "explore": True, "initial_policy": "random", "initial_policy_amplitude": 0.3,
     "public_key": "", "allow_unsigned": False, "max_bundle_bytes": 64 * 2**20, "reset_service": "",
@@ -142,10 +145,14 @@ class ControlNode(LifecycleNode):
         self._stop_loop()
         if self.controller is None:
             return
-        self.policies.close()
+        self.policies.close(timeout=1.0)
         last = self.controller.end_session()
         if last is not None:
             self._transition_pub.publish(transition_to_msg(last, self.get_clock().now().to_msg()))
+        # The publisher's queue dies with this process: give the replay node a moment to receive the tail.
+        if not self._transition_pub.wait_for_all_acked(Duration(seconds=ACK_WAIT_S)):
+            self.get_logger().warning(f"transitions not all acknowledged after {ACK_WAIT_S:.0f} s "
+                                      "(no replay node listening, or it is stopping too)")
         self.get_logger().info(
             f"published {self.controller.seq} transitions in session {self.controller.session_id}"
         )
