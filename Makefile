@@ -9,6 +9,11 @@ STAMP_WS := ros2_ws/install/.built
 WS_SOURCES := $(shell find ros2_ws/src -type f -not -path '*/__pycache__/*' 2>/dev/null)
 RUN := source scripts/env.sh &&
 MINUTES ?= 5
+# launch/launch_ros wheels for the launch tests only (no PyPI wheels exist); used when present.
+LAUNCH_DEPS := ../shared/ros2-launch
+HAVE_LAUNCH := $(wildcard $(LAUNCH_DEPS)/wheels)
+comma := ,
+STAMP_LAUNCH := $(VENV)/.launch-installed
 
 .PHONY: setup venv build test lint demo bench clean help
 
@@ -21,7 +26,7 @@ help:
 
 setup: venv build
 
-venv: $(STAMP_VENV)
+venv: $(STAMP_VENV) $(if $(HAVE_LAUNCH),$(STAMP_LAUNCH))
 
 $(STAMP_VENV): requirements.txt pyproject.toml scripts/fix_ros_wheel_paths.py
 	@echo "[setup] creating/refreshing $(VENV) from requirements.txt (pinned; torch==2.13.0 CPU wheel)"
@@ -33,11 +38,21 @@ $(STAMP_VENV): requirements.txt pyproject.toml scripts/fix_ros_wheel_paths.py
 	@$(VENV)/bin/python scripts/fix_ros_wheel_paths.py
 	@touch $@
 
+$(STAMP_LAUNCH): $(STAMP_VENV) requirements-launch.txt $(wildcard $(LAUNCH_DEPS)/wheels/*.whl)
+	@echo "[setup] installing launch and launch_ros from $(LAUNCH_DEPS) (launch tests only)"
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-launch.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		$(LAUNCH_DEPS)/wheels/launch-[0-9]*.whl $(LAUNCH_DEPS)/wheels/launch_ros-[0-9]*.whl
+	@touch $@
+
 build: $(STAMP_WS)
 
-$(STAMP_WS): $(STAMP_VENV) $(WS_SOURCES)
-	@echo "[setup] colcon build in ros2_ws (dreamer_msgs, dreamer_ros)"
+# With $(LAUNCH_DEPS) present, its composition_interfaces (which launch_ros imports) is built in the
+# same workspace; the product itself never needs it.
+$(STAMP_WS): $(STAMP_VENV) $(WS_SOURCES) $(if $(HAVE_LAUNCH),$(STAMP_LAUNCH))
+	@echo "[setup] colcon build in ros2_ws (dreamer_msgs, dreamer_ros$(if $(HAVE_LAUNCH),$(comma) composition_interfaces))"
 	@$(RUN) cd ros2_ws && colcon --log-level error build --symlink-install --event-handlers console_cohesion- summary+ \
+		--base-paths src $(if $(HAVE_LAUNCH),$(abspath $(LAUNCH_DEPS))/composition_interfaces) \
 		--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=OFF
 	@ln -sf ../../scripts/dreamer-stack $(VENV)/bin/dreamer-stack
 	@touch $@

@@ -1,30 +1,40 @@
-"""One control tick: signals in, safe joint targets and a Transition out.
+"""One control tick: sensor readings in, safe joint targets and a Transition out.
 
 The control node calls `Controller.tick` from its real-time loop and only
 translates ROS messages; all decisions live here so they are tested without ROS.
+A tick never raises: a malformed or implausible reading, or an exception in any
+stage, is a named fault (faults.py) and the safe command.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dreamer_core.control.exploration import InitialPolicy
+from dreamer_core.control.faults import Fault, FaultCounter, SensorFault
+from dreamer_core.control.observation_ring import ObservationRing
+from dreamer_core.control.policy_manager import PolicyManager
 from dreamer_core.control.safety import SafetyMonitor
+from dreamer_core.control.sensors import SensorReadings, SignalAssembler
 from dreamer_core.robots.action import ActionMapper
 from dreamer_core.robots.observation import ObservationBuilder
 from dreamer_core.robots.reward import RewardFunction
 from dreamer_core.robots.signals import RobotSignals
 from dreamer_core.storage import Transition
 
+# Faults after which the measured pose is trusted and held; after any other the last command is.
+HOLD_MEASURED_POSE = frozenset({"estop", "tilt", "nonfinite_action", "action_shape"})
+# Observations the bundle validator runs a new policy on.
+RECENT_OBSERVATIONS = 32
+
 
 @dataclass
 class TickOutput:
     """What one tick decided."""
 
-    joint_targets: np.ndarray | None  # None only before the robot was ever measured
+    joint_targets: np.ndarray | None  # None only before the robot was ever plausibly measured
     transitions: list[Transition] = field(default_factory=list)
     mode: str = "policy"  # policy | initial | hold
     fault: str | None = None
@@ -34,39 +44,45 @@ class TickOutput:
 class Controller:
     """Episode bookkeeping, policy stepping, safety and hot swap for one robot.
 
-    `offer_policy` may be called from any thread (the node validates bundles in the
-    background); the swap itself happens at the start of the next tick, so a tick
-    never sees half a policy.
+    Which policy runs is the :class:`PolicyManager`'s to say (any thread may change
+    it); the controller takes a change at the start of a tick, so a tick never sees
+    half a policy.
     """
 
     def __init__(self, config, *, session_id: str, initial_policy: InitialPolicy,
-                 explore: bool = True, seed: int = 0):
+                 explore: bool = True, seed: int = 0, policies: PolicyManager | None = None):
         self.config = config
         self.robot_id = config.robot_id
         self.session_id = session_id
+        self.sensors = SignalAssembler(config.joint_names, len(config.feet),
+                                       config.safety.sensor_bounds.max_stamp_lead_s)
         self.builder = ObservationBuilder(config)
         self.mapper = ActionMapper(config)
         self.reward_fn = RewardFunction(config)
         self.safety = SafetyMonitor(config)
+        self.policies = policies if policies is not None else PolicyManager(config.robot_id)
+        self.recent_obs = ObservationRing(RECENT_OBSERVATIONS, config.obs_dim)
+        self.faults = FaultCounter()
         self.initial_policy = initial_policy
         self.explore = explore
         self.max_steps = config.episode_steps
         self.act_dim = config.act_dim
         self._rng = np.random.default_rng(seed)
-        self._lock = threading.Lock()
-        self._pending = None
         self.policy = None  # a PolicyRuntime, or None for the initial policy
         self.swaps = 0
         self.last_swap_at: float | None = None  # the `now` of the tick that made the last swap
+        self.last_exception = ""  # "<fault>: <type>: <message>" of the newest exception caught
+        self.current_fault: Fault | None = None  # the fault of the newest tick (read by diagnostics)
         self.seq = 0
         self.episodes = 0
-        self.faults: dict[str, int] = {}
-        self._in_episode = False
-        self._episode_step = 0
+        self._stage = "sensors"
+        self._episode_step = 0  # transitions emitted in the running episode (0: none running)
         self._prev_action = np.zeros(self.act_dim, dtype=np.float32)
         self._prev_prev_action = np.zeros(self.act_dim, dtype=np.float32)
-        self._last_obs: np.ndarray | None = None
+        self._last_obs: np.ndarray | None = None  # of the newest transition, with its stamp
+        self._last_stamp = 0.0
         self._last_targets: np.ndarray | None = None
+        self._last_pose: np.ndarray | None = None  # newest plausible measured pose (within command limits)
         self._held: np.ndarray | None = None  # frozen safe command while a fault lasts
         self._ramp_start: np.ndarray | None = None
         self._ramp_tick = 0
@@ -75,36 +91,63 @@ class Controller:
     def policy_version(self) -> int:
         return 0 if self.policy is None else int(self.policy.version)
 
-    def offer_policy(self, runtime) -> None:
-        """Queue a validated runtime; it becomes active at the next tick boundary."""
-        with self._lock:
-            self._pending = runtime
+    def tick(self, inputs: SensorReadings | RobotSignals | None, now: float) -> TickOutput:
+        """One control tick at monotonic time ``now``; never raises.
 
-    def tick(self, signals: RobotSignals | None, now: float) -> TickOutput:
-        self._apply_pending_swap(signals, now)
-        fault = self.safety.fault(signals, now)
-        if fault is not None:
-            return self._hold(signals, fault)
-        self._held = None
-        if not self._in_episode:
-            self._start_episode(signals)
-        return self._act(signals)
+        ``inputs`` are the node's raw readings (checked here), signals from the simulator,
+        or None when a required topic has not published yet.
+        """
+        self._stage = "sensors"
+        try:
+            return self._tick(inputs, now)
+        except Exception as exc:
+            return self._on_exception(exc)
 
     def end_session(self) -> Transition | None:
         """Close the running episode (is_last) when the node stops, so replay sees where it ended."""
-        if not self._in_episode or self._last_obs is None:
+        if self._episode_step == 0:
             return None
-        return self._end_episode(self._last_obs, 0.0, terminal=False, stamp=0.0)
+        return self._end_episode(self._last_obs, 0.0, terminal=False, stamp=self._last_stamp)
 
     # -- internals -----------------------------------------------------------------
 
-    def _apply_pending_swap(self, signals: RobotSignals | None, now: float) -> None:
-        with self._lock:
-            runtime, self._pending = self._pending, None
-        if runtime is None:
+    def _tick(self, inputs, now: float) -> TickOutput:
+        signals, fault = self._check(inputs, now)
+        self._stage = "swap"
+        self._apply_switch(signals, now)
+        if fault is not None:
+            return self._hold(signals, fault)
+        self._held = None
+        self.current_fault = None
+        if self._episode_step == 0:
+            self._start_episode(signals)
+        return self._act(signals)
+
+    def _check(self, inputs, now: float) -> tuple[RobotSignals | None, Fault | None]:
+        """The signals of this tick and the first fault: e-stop, malformed, stale, implausible, tilt."""
+        signals, malformed = inputs, None
+        if isinstance(inputs, SensorReadings):
+            try:
+                signals = self.sensors.assemble(inputs)
+            except SensorFault as exc:
+                signals, malformed = None, exc.fault
+        self._stage = "safety"
+        if self.safety.estop_reason is not None:
+            return signals, Fault("estop", self.safety.estop_reason)
+        if malformed is not None:
+            return None, malformed
+        fault = self.safety.fault(signals, now)
+        if fault is None or fault.name == "tilt":
+            self._last_pose = self.safety.hold_targets(signals)
+        return signals, fault
+
+    def _apply_switch(self, signals: RobotSignals | None, now: float) -> None:
+        switch = self.policies.take_switch()
+        if switch is None:
             return
-        self.policy = runtime
-        self.policy.reset()
+        self.policy = switch.runtime
+        if self.policy is not None:
+            self.policy.reset()
         self.swaps += 1
         self.last_swap_at = now
         self._begin_ramp(signals)
@@ -115,8 +158,6 @@ class Controller:
         self._ramp_tick = 0
 
     def _start_episode(self, signals: RobotSignals) -> None:
-        self._in_episode = True
-        self._episode_step = 0
         self._prev_action[:] = 0.0
         self._prev_prev_action[:] = 0.0
         self.initial_policy.reset()
@@ -124,7 +165,6 @@ class Controller:
         if self.policy is not None:
             self.policy.reset()
         self._begin_ramp(signals)
-        self.episodes += 1
 
     def _transition(self, obs, action, reward, *, first, last, terminal, stamp) -> Transition:
         t = Transition(
@@ -136,62 +176,79 @@ class Controller:
         self.seq += 1
         return t
 
-    def _end_episode(self, obs, reward, *, terminal: bool, stamp: float) -> Transition:
+    def _end_episode(self, obs, reward, *, terminal: bool, stamp: float, first: bool = False) -> Transition:
         # DreamerV3 convention: the last step carries the final observation; its action is unused.
-        self._in_episode = False
-        first = self._episode_step == 0
+        self._episode_step = 0
         return self._transition(obs, np.zeros(self.act_dim), reward, first=first, last=True,
                                 terminal=terminal, stamp=stamp)
 
-    def _hold(self, signals: RobotSignals | None, fault: str) -> TickOutput:
-        self.faults[fault] = self.faults.get(fault, 0) + 1
+    def _hold(self, signals: RobotSignals | None, fault: Fault) -> TickOutput:
+        self.current_fault = fault
+        self.faults.count(fault)
         transitions = []
-        if self._in_episode:
-            if fault == "tilt":
+        if self._episode_step > 0:
+            if fault.name == "tilt":
                 # A fall: the current observation is real and the episode is over for good.
+                self._stage = "observation"
                 obs = self.builder.build(signals, self._prev_action)
+                self._stage = "reward"
                 reward, _ = self.reward_fn(signals, self._prev_action, self._prev_prev_action)
                 transitions.append(self._end_episode(obs, reward, terminal=True, stamp=signals.stamp))
             else:
-                # Stale or bad sensors, e-stop: cut the episode at the last good observation.
-                stamp = signals.stamp if signals is not None else 0.0
-                transitions.append(self._end_episode(self._last_obs, 0.0, terminal=False, stamp=stamp))
+                # Bad or stale sensors, e-stop, an exception: cut the episode at the last good observation.
+                transitions.append(self._end_episode(self._last_obs, 0.0, terminal=False, stamp=self._last_stamp))
         if self._held is None:
             # Freeze the pose once, when the fault begins: re-tracking the measured pose would let
-            # the robot sag under gravity. Stale sensors: keep the last command we trust.
-            fresh = None if fault == "stale_sensor" else self.safety.hold_targets(signals)
-            self._held = fresh if fresh is not None else self._last_targets
-        held = self._held
-        self._last_targets = held
-        return TickOutput(held, transitions, mode="hold", fault=fault, episode_ended=bool(transitions))
+            # the robot sag under gravity. Untrusted sensors: keep the last command we sent.
+            fresh = self.safety.hold_targets(signals) if fault.name in HOLD_MEASURED_POSE else None
+            self._held = next((p for p in (fresh, self._last_targets, self._last_pose) if p is not None), None)
+        self._last_targets = self._held
+        return TickOutput(self._held, transitions, mode="hold", fault=fault.name,
+                          episode_ended=bool(transitions))
+
+    def _on_exception(self, exc: Exception) -> TickOutput:
+        fault = Fault(f"tick_exception:{self._stage}", f"{type(exc).__name__}: {exc}")
+        self.last_exception = f"{fault.name}: {fault.detail}"
+        self.current_fault = fault
+        try:
+            return self._hold(None, fault)
+        except Exception:
+            # Last resort (a bug in the hold path itself): still send the safe command.
+            held = self._held if self._held is not None else self._last_targets
+            return TickOutput(held, [], mode="hold", fault=fault.name)
 
     def _act(self, signals: RobotSignals) -> TickOutput:
         first = self._episode_step == 0
+        self._stage = "observation"
         obs = self.builder.build(signals, self._prev_action)
-        reward = 0.0
-        if not first:
-            reward, _ = self.reward_fn(signals, self._prev_action, self._prev_prev_action)
-        self._last_obs = obs
-        self._episode_step += 1
-        if self._episode_step >= self.max_steps:
-            t = self._end_episode(obs, reward, terminal=False, stamp=signals.stamp)
-            held = self.safety.hold_targets(signals)
-            self._last_targets = held
-            return TickOutput(held, [t], mode="hold", episode_ended=True)
+        self._stage = "reward"
+        reward = 0.0 if first else self.reward_fn(signals, self._prev_action, self._prev_prev_action)[0]
+        if self._episode_step + 1 >= self.max_steps:
+            self.episodes += first
+            t = self._end_episode(obs, reward, terminal=False, stamp=signals.stamp, first=first)
+            self._last_targets = self.safety.hold_targets(signals)
+            return TickOutput(self._last_targets, [t], mode="hold", episode_ended=True)
+        self._stage = "policy"
         if self.policy is not None:
             action = self.policy.step(obs, explore=self.explore, is_first=first, rng=self._rng)
             mode = "policy"
         else:
             action = self.initial_policy()
             mode = "initial"
-        if not np.all(np.isfinite(action)):
-            return self._hold(signals, "nonfinite_action")
-        clip = self.config.action.clip
-        action = np.clip(np.asarray(action, dtype=np.float32), -clip, clip)
-        targets = self.safety.clip_targets(self.mapper(action), self._last_targets)
-        targets = self._soft_start(targets)
-        t = self._transition(obs, action, reward, first=first, last=False, terminal=False,
-                             stamp=signals.stamp)
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and is caught below
+            action = np.asarray(action, dtype=np.float32)
+        if action.shape != (self.act_dim,):
+            return self._hold(signals, Fault("action_shape", f"policy returned shape {action.shape}"))
+        if not np.isfinite(action).all():
+            return self._hold(signals, Fault("nonfinite_action", f"policy returned {action.tolist()}"))
+        self._stage = "mapping"
+        targets = self._soft_start(self.safety.clip_targets(self.mapper(action), self._last_targets))
+        # Commit only now: a stage that raised above left the episode as it was.
+        t = self._transition(obs, action, reward, first=first, last=False, terminal=False, stamp=signals.stamp)
+        self.episodes += first
+        self._episode_step += 1
+        self._last_obs, self._last_stamp = obs, t.stamp
+        self.recent_obs.add(obs)
         self._prev_prev_action = self._prev_action
         self._prev_action = action
         self._last_targets = targets

@@ -58,11 +58,12 @@ def build_bundle(
     training_step: int,
     preset: str,
     private_key: Ed25519PrivateKey | None,
-    extra: dict | None = None,
+    evaluation: dict[str, float | list[float]] | None = None,
 ) -> PolicyBundle:
     """Wrap an exported policy step; signs it when ``private_key`` is given (else a development bundle).
 
     The h/z widths and the opset are read from the graph itself; obs/action widths come from ``spec``.
+    ``evaluation`` goes into the manifest's typed evaluation section (finite numbers or lists of them).
     """
     graph = read_onnx(onnx_bytes)
     try:
@@ -82,7 +83,7 @@ def build_bundle(
         opset=graph.opset,
         deter=deter,
         stoch=stoch,
-        extra=extra,
+        evaluation=evaluation,
     )
     bundle = PolicyBundle(version, spec.robot_id, spec.hash(), digest, manifest.to_json(), bytes(onnx_bytes))
     if private_key is None:

@@ -66,6 +66,7 @@ def _verify(args: argparse.Namespace) -> None:
         public_key=public_key,
         max_bytes=args.max_bytes,
         sample_observations=samples,
+        min_version=args.min_version,
     )
     print(
         f"OK: policy version {runtime.version} for {spec.robot_id} verified "
@@ -94,9 +95,9 @@ def _inspect(args: argparse.Namespace) -> None:
         ("onnx", f"{m.onnx_size} bytes, opset {m.opset}, sha256 {m.sha256}"),
         ("signature", "present (check it with `verify`)" if bundle.signed else "NONE (development bundle)"),
     ]
-    rows += [(f"extra.{key}", json.dumps(value)) for key, value in sorted(m.extra.items())]
+    rows += [(f"evaluation.{key}", json.dumps(value)) for key, value in sorted(m.evaluation.items())]
     for name, value in rows:
-        print(f"{name + ':':<16}{value}")
+        print(f"{name + ':':<15} {value}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("--robot-config", help="robot config name (a1_sim) or YAML path whose spec must match")
     spec.add_argument("--spec-json", type=Path, help="PolicySpec JSON (PolicySpec.to_dict) that must match")
     p.add_argument("--sample-obs", type=Path, help=".npy array [N, obs_dim] for the validation inference")
+    p.add_argument("--min-version", type=int, default=0,
+                   help="refuse a bundle whose policy version is below this (version_too_old)")
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("inspect", help="print a bundle's manifest summary")

@@ -11,7 +11,7 @@ REASONS: dict[str, str] = {
     "too_large": "the ONNX, manifest or bundle file is bigger than the configured limit",
     "truncated": "the bundle file or the ONNX bytes are shorter than announced",
     "malformed_bundle": "the bundle file is not a policy bundle container",
-    "malformed_manifest": "the manifest is not valid JSON or misses/misnames keys",
+    "malformed_manifest": "the manifest is not valid JSON, misses or adds keys, or a value has the wrong type",
     "format_unsupported": "the manifest's format_version is not one this runtime reads",
     "header_mismatch": "the bundle's header fields disagree with its signed manifest",
     "sha256_mismatch": "the ONNX bytes do not hash to the manifest's sha256",
@@ -28,6 +28,8 @@ REASONS: dict[str, str] = {
     "onnxruntime_error": "onnxruntime could not load or run the model",
     "non_finite_output": "the validation inference produced NaN or inf",
     "action_out_of_range": "the validation inference produced actions outside the spec's bounds",
+    "version_too_old": "the policy version is below the minimum (the highest this robot accepted)",
+    "version_rejected": "the robot rejected this version earlier; it is never run again",
 }
 
 

@@ -8,28 +8,49 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
 import pydantic
 
 from dreamer_core.deploy.errors import BundleRejected
 from dreamer_core.spec import TICK_INPUTS, TICK_OUTPUTS, PolicyDims, PolicySpec
 
-FORMAT_VERSION = 1
+# 2: strict types, no unknown keys anywhere, the typed `evaluation` section instead of `extra`.
+FORMAT_VERSION = 2
 
 # The tick contract is defined beside PolicySpec; these names stay for callers of this module.
 INPUT_NAMES, OUTPUT_NAMES = TICK_INPUTS, TICK_OUTPUTS
 
 
+FiniteFloat = Annotated[float, pydantic.Field(allow_inf_nan=False)]
+EvaluationName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z0-9_./-]{1,128}$")]
+
+
+class ManifestSpec(pydantic.BaseModel):
+    """The :class:`PolicySpec` as the manifest carries it (``PolicySpec.to_dict``)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    robot_id: str
+    observation: list[tuple[str, int]]
+    action_joints: list[str]
+    action_low: FiniteFloat
+    action_high: FiniteFloat
+
+
 class Manifest(pydantic.BaseModel):
-    """What a bundle claims about its ONNX; every field is covered by the signature."""
+    """What a bundle claims about its ONNX; every field is covered by the signature.
+
+    Parsed strictly (:func:`parse_manifest`): no unknown keys at any depth and no
+    type coercion (``"2"``, ``2.0`` or ``true`` is not a version).
+    """
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
     format_version: int
     policy_version: pydantic.NonNegativeInt
     robot_id: str
-    spec: dict[str, Any]
+    spec: ManifestSpec
     spec_hash: str = pydantic.Field(pattern=r"^[0-9a-f]{64}$")
     training_step: pydantic.NonNegativeInt
     model_preset: str
@@ -40,11 +61,12 @@ class Manifest(pydantic.BaseModel):
     dims: PolicyDims
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    extra: dict[str, Any] = {}
+    # What the learner measured about this policy: a name -> a number or a curve (e.g. trust metrics).
+    evaluation: dict[EvaluationName, FiniteFloat | list[FiniteFloat]] = {}
 
     def policy_spec(self) -> PolicySpec:
         """The spec the policy was trained for (validated against ``spec_hash`` by :func:`parse_manifest`)."""
-        return PolicySpec.from_dict(self.spec)
+        return PolicySpec.from_dict(self.spec.model_dump())
 
     def to_json(self) -> str:
         """Deterministic JSON text (sorted keys), the exact bytes that get signed."""
@@ -62,7 +84,7 @@ def make_manifest(
     opset: int,
     deter: int,
     stoch: int,
-    extra: dict | None = None,
+    evaluation: dict[str, float | list[float]] | None = None,
 ) -> Manifest:
     """A manifest for an ONNX policy step trained for ``spec``."""
     return Manifest(
@@ -80,7 +102,7 @@ def make_manifest(
         dims=PolicyDims(obs=spec.obs_dim, act=spec.act_dim, deter=deter, stoch=stoch),
         inputs=INPUT_NAMES,
         outputs=OUTPUT_NAMES,
-        extra=extra or {},
+        evaluation=evaluation or {},
     )
 
 
@@ -101,7 +123,7 @@ def parse_manifest(text: str) -> Manifest:
             "build the bundle with a dreamer_core matching the robot's",
         )
     try:
-        manifest = Manifest.model_validate(data)
+        manifest = Manifest.model_validate_json(text, strict=True)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()

@@ -111,11 +111,13 @@ class PolicyRuntime:
         allow_unsigned: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
         sample_observations: np.ndarray | None = None,
+        min_version: int = 0,
     ) -> PolicyRuntime:
         """Verify ``bundle`` for this robot and build a runtime, or raise :class:`BundleRejected`.
 
         Checks, in order: size limits, signature (``allow_unsigned`` = development mode,
-        logged loudly), manifest, header fields, truncation, sha256, spec hash against
+        logged loudly), manifest, header fields, truncation, sha256, the signed version
+        against ``min_version`` (the highest the robot accepted), spec hash against
         ``expected_spec``, graph (external data, opset, allowed ops, input/output names and
         shapes); then opens an onnxruntime session (1 intra-op, 1 inter-op thread,
         sequential) and steps it over ``sample_observations`` [N, obs_dim] (default: zeros and
@@ -123,6 +125,12 @@ class PolicyRuntime:
         spec's bounds. Nothing here touches any other runtime.
         """
         manifest = authenticate(bundle, public_key, allow_unsigned=allow_unsigned, max_bytes=max_bytes)
+        if manifest.policy_version < min_version:
+            raise BundleRejected(
+                "version_too_old",
+                f"policy version {manifest.policy_version} is older than the minimum {min_version}; "
+                "an older policy runs only after an explicit rollback to it",
+            )
         if manifest.spec_hash != expected_spec.hash():
             difference = spec_difference(manifest.policy_spec(), expected_spec)
             raise BundleRejected(

@@ -143,6 +143,22 @@ class EpisodeConfig(_Strict):
         return self
 
 
+class SensorBoundsConfig(_Strict):
+    """Plausibility bounds on every sensor reading; a reading outside them holds the robot.
+
+    Each bound has its own fault name (docs/nodes.md): a driver that publishes
+    garbage must never reach the policy, and the operator must see which field it was.
+    """
+
+    quaternion_norm_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.1  # |norm - 1| of the IMU orientation
+    joint_position_tolerance_rad: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.2  # beyond [lower, upper]
+    max_joint_velocity: PositiveFloat = 40.0  # rad/s, any joint
+    max_joint_effort: PositiveFloat | None = None  # N·m, any joint; None: efforts are only checked for finiteness
+    max_angular_velocity: PositiveFloat = 30.0  # rad/s, IMU gyro, any axis
+    max_linear_velocity: PositiveFloat = 10.0  # m/s, odometry twist, any axis
+    max_stamp_lead_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.25  # header stamp ahead of the clock
+
+
 class SafetyConfig(_Strict):
     """Limits the control node enforces on the robot (and the simulator uses for episode ends)."""
 
@@ -151,6 +167,7 @@ class SafetyConfig(_Strict):
     stale_sensor_periods: Annotated[int, Field(ge=1)] = 3
     max_action_rate: PositiveFloat = 10.0  # rad/s change of any joint target
     soft_start_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    sensor_bounds: SensorBoundsConfig = Field(default_factory=SensorBoundsConfig)
 
 
 class TrustConfig(_Strict):

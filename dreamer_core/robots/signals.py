@@ -29,6 +29,7 @@ class RobotSignals:
     base_ang_vel: np.ndarray  # [3] rad/s, body frame (IMU gyro)
     base_lin_vel: np.ndarray | None = None  # [3] m/s body frame, from odometry / a state estimator
     foot_contacts: np.ndarray | None = None  # [F] 1.0 = in contact
+    joint_effort: np.ndarray | None = None  # [J] N·m, when the driver reports efforts
     stamp: float = 0.0  # seconds
 
 

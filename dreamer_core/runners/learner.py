@@ -277,7 +277,7 @@ class LearnerRunner:
         onnx_bytes = export_agent(self.agent)
         bundle = build_bundle(onnx_bytes, self.spec, version=version, training_step=step,
                               preset=self.agent.config.name, private_key=self.private_key,
-                              extra={"trust": report.metrics})
+                              evaluation=report.metrics)
         save_bundle_file(bundle, self.run_dir / "bundles" / f"policy_v{version:04d}.bundle")
         # What the model promises for this policy, to hold against what the robot then collects.
         self.state.predict(version, self.agent.imagine_returns(check, self.agent.config.horizon)["reward"])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool
 
@@ -56,16 +58,37 @@ class NodeProcesses:
 
 
 class Monitor(DiagnosticsWatcher):
-    """A test-side ROS node: diagnostics per node (with history), the command stream, e-stop and sim pause."""
+    """A test-side ROS node: diagnostics per node (with history), the command stream, e-stop, sim pause,
+    and a second sensor publisher (as a buggy driver or an attacker on the same graph would be)."""
 
-    def __init__(self, command_topic: str, estop_topic: str):
+    def __init__(self, config):
+        topics = config.topics
+        self.config = config
         self.history: dict[str, list[dict[str, str]]] = {}
         self.commands: list[tuple[float, tuple[float, ...]]] = []
         self._publishers = []
         super().__init__(node_name="e2e_monitor")
-        self.node.create_subscription(Float64MultiArray, command_topic, self._on_command, qos.COMMAND)
-        self.estop = self.node.create_publisher(Bool, estop_topic, qos.ESTOP)
+        self.node.create_subscription(Float64MultiArray, topics.command, self._on_command, qos.COMMAND)
+        self.estop = self.node.create_publisher(Bool, topics.estop, qos.ESTOP)
         self.pause = self.node.create_client(SetBool, "/sim_robot/pause")
+        self._sensor_pubs = (self.node.create_publisher(JointState, topics.joint_states, qos.SENSOR),
+                             self.node.create_publisher(Imu, topics.imu, qos.SENSOR),
+                             self.node.create_publisher(Odometry, topics.odometry, qos.SENSOR),
+                             self.node.create_publisher(Float64MultiArray, topics.foot_contacts, qos.SENSOR))
+
+    def publish_sensors(self, joint_names: list[str], orientation_xyzw=(0.0, 0.0, 0.0, 1.0)) -> None:
+        """One reading of every sensor topic, standing in the default pose, stamped now."""
+        stamp = self.node.get_clock().now().to_msg()
+        joints = JointState(name=joint_names, position=[j.default for j in self.config.joints][:len(joint_names)],
+                            velocity=[0.0] * len(joint_names))
+        imu, odom = Imu(), Odometry()
+        joints.header.stamp = imu.header.stamp = odom.header.stamp = stamp
+        q = imu.orientation
+        q.x, q.y, q.z, q.w = orientation_xyzw
+        odom.pose.pose.orientation = q
+        contacts = Float64MultiArray(data=[1.0] * len(self.config.feet))
+        for publisher, msg in zip(self._sensor_pubs, (joints, imu, odom, contacts), strict=True):
+            publisher.publish(msg)
 
     def record(self, name: str, values: dict[str, str]) -> None:
         super().record(name, values)

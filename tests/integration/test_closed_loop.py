@@ -1,6 +1,11 @@
 """End-to-end: sim_robot → control_node → replay_node → learner_node → hot swap, as separate
 processes over real DDS, with the xs preset, plus the failure drills of the closed loop:
-learner kill -9 and resume, replay-node kill -9 and recovery, stale sensors, e-stop.
+learner kill -9 and resume, replay-node kill -9 and recovery, stale sensors, malformed sensor
+messages from a second publisher, e-stop, and a control-node restart that must refuse an older
+signed bundle.
+
+Correctness only: timing (missed deadlines) is printed, never asserted; bench/control_loop.py
+holds the timing targets.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from stack_harness import Monitor, NodeProcesses
 from std_msgs.msg import Bool
 
 from dreamer_core.deploy import load_bundle_file
-from dreamer_core.robots.config import resolve_config_path
+from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 from dreamer_core.storage import ReplayStore
 from dreamer_ros.conversions import bundle_to_msg
 from dreamer_ros.stacks import ensure_signing_keys
@@ -32,6 +37,7 @@ def test_closed_loop(tmp_path, ros_env):
     config["trust"] = {"max_reward_error": 100.0, "max_continue_error": 1.0, "min_horizon_retention": 0.0}
     robot = tmp_path / "a1_e2e.yaml"
     robot.write_text(yaml.safe_dump(config))
+    config_model = parse_robot_config(config)
     run = tmp_path / "run"
     keys = ensure_signing_keys(tmp_path / "keys")
     stack = NodeProcesses(run, ros_env, robot=str(robot), keys_dir=keys)
@@ -40,7 +46,7 @@ def test_closed_loop(tmp_path, ros_env):
     # As on a robot: the control thread gets a real-time priority where the OS grants one.
     stack.override("control_node", realtime_priority=50)
     rclpy.init()
-    monitor = Monitor(config["topics"]["command"], config["topics"]["estop"])
+    monitor = Monitor(config_model)
     try:
         for name in ("replay_node", "sim_robot", "control_node", "learner_node"):
             stack.start(name)
@@ -49,6 +55,7 @@ def test_closed_loop(tmp_path, ros_env):
         monitor.wait_for(lambda: int(monitor.value("control_node", "swaps", 0)) >= 2, 420, "two hot swaps")
         assert "refused" not in stack.log("control_node")
         version_before_kill = int(monitor.value("control_node", "policy_version"))
+        session_before = monitor.value("control_node", "session_id")
 
         # A forged bundle (valid graph, wrong signature) is refused; the running policy keeps going.
         latest = load_bundle_file(sorted((run / "learner" / "bundles").glob("*.bundle"))[-1])
@@ -84,7 +91,22 @@ def test_closed_loop(tmp_path, ros_env):
         monitor.set_pause(False)
         monitor.wait_for(lambda: monitor.value("control_node", "watchdog") == "ok", 10, "watchdog clear")
 
-        # 5. E-stop latches: a later False does not release it.
+        # 5. Malformed sensor messages from a second publisher (the sim paused): a JointState that lacks
+        #    a joint, then an all-zero IMU quaternion. Each is a named fault and a held command; the loop
+        #    keeps ticking (it used to die on both).
+        monitor.set_pause(True)
+        joints = list(config_model.joint_names)
+        for names, quat, fault in ((joints[:-1], (0.0, 0.0, 0.0, 1.0), "joint_names"),
+                                   (joints, (0.0, 0.0, 0.0, 0.0), "quaternion_norm")):
+            ticks_before = int(monitor.value("control_node", "ticks"))
+            held = hold_while_publishing(monitor, names, quat, fault)
+            assert len(held) >= 20 and len(set(held)) == 1, f"{fault}: the held command must keep coming, unchanged"
+            assert int(monitor.value("control_node", "ticks")) > ticks_before, "the loop must keep ticking"
+            assert int(monitor.value("control_node", f"fault.{fault}")) > 0
+        monitor.set_pause(False)
+        monitor.wait_for(lambda: monitor.value("control_node", "watchdog") == "ok", 10, "watchdog clear")
+
+        # 6. E-stop latches: a later False does not release it.
         monitor.estop.publish(Bool(data=True))
         monitor.wait_for(lambda: monitor.value("control_node", "estop_latched") == "True", 10, "e-stop")
         monitor.estop.publish(Bool(data=False))
@@ -94,25 +116,60 @@ def test_closed_loop(tmp_path, ros_env):
         stopped = monitor.commands_since(t0)
         assert len(stopped) >= 40 and len(set(stopped)) == 1
 
-        missed = float(monitor.value("control_node", "missed_deadlines"))
+        missed = int(monitor.value("control_node", "missed_deadlines"))
         swaps = int(monitor.value("control_node", "swaps"))
-    finally:
-        # Control first, so every transition it published has a live replay node to land in.
+
+        # 7. A control-node restart keeps the highest accepted version: the learner's newest bundle runs
+        #    again, an older validly signed bundle is refused.
+        newest = int(monitor.value("control_node", "highest_accepted_version"))
         stack.stop("control_node")
-        time.sleep(3.0)
+        stack.start("control_node")
+        monitor.wait_for(lambda: monitor.value("control_node", "session_id") not in (None, session_before)
+                         and int(monitor.value("control_node", "policy_version")) >= newest, 60,
+                         "the restarted control node running the newest policy")
+        oldest = load_bundle_file(sorted((run / "learner" / "bundles").glob("*.bundle"))[0])
+        assert oldest.version < newest
+        monitor.publish_bundle(bundle_to_msg(oldest), config["topics"]["policy_bundles"])
+        refusal = f"v{oldest.version}: version_too_old"
+        monitor.wait_for(lambda: monitor.value("control_node", "last_rejection") == refusal, 30, "refusal of v1")
+        assert int(monitor.value("control_node", "policy_version")) >= newest
+    finally:
+        # Control first, so every transition it published has a live replay node to land in; a loaded
+        # machine can leave the replay node seconds behind, so wait until it has stored them all.
+        stack.stop("control_node")
+        published_total = sum(int(n) for n in re.findall(r"published (\d+) transitions", stack.log("control_node")))
+        deadline = time.monotonic() + 120
+        while int(monitor.value("replay_node", "steps", 0)) < published_total and time.monotonic() < deadline:
+            time.sleep(0.5)
         stack.stop_all()
         monitor.close()
         rclpy.try_shutdown()
 
-    assert missed == 0, "a control tick missed its deadline"
+    print(f"control loop: {missed} missed deadlines in the first session (timing targets: bench/control_loop.py)")
     assert swaps >= 3
-    published = re.search(r"published (\d+) transitions in session (\S+)", stack.log("control_node"))
-    assert published, stack.log("control_node")[-2000:]
-    count, session = int(published.group(1)), published.group(2)
+    published = re.findall(r"published (\d+) transitions in session (\S+)", stack.log("control_node"))
+    assert len(published) == 2, stack.log("control_node")[-2000:]
     with ReplayStore(run / "replay", readonly=True) as store:
-        seqs = np.concatenate([cols["seq"] for _, cols in store.iter_steps(session_id=session)])
-    assert len(seqs) == count, f"published {count}, stored {len(seqs)}"
-    assert np.array_equal(np.sort(seqs), np.arange(count)), "stored seqs must be 0..N-1, each once"
+        for count, session in published:
+            seqs = np.concatenate([cols["seq"] for _, cols in store.iter_steps(session_id=session)])
+            assert len(seqs) == int(count), f"session {session}: published {count}, stored {len(seqs)}"
+            assert np.array_equal(np.sort(seqs), np.arange(int(count))), "stored seqs must be 0..N-1, each once"
     learner_log = stack.log("learner_node")
     assert "promoted" in learner_log and "UNSIGNED" not in learner_log
 
+
+
+def hold_while_publishing(monitor: Monitor, names: list[str], quat, fault: str) -> list:
+    """Publish bad readings at the control rate until the node reports `fault`, then for 1 s more;
+    returns the commands of that second."""
+    deadline = time.monotonic() + 15.0
+    while monitor.value("control_node", "watchdog") != fault:
+        assert time.monotonic() < deadline, f"no {fault} fault; diagnostics: {monitor.latest.get('control_node')}"
+        monitor.publish_sensors(names, quat)
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    while time.monotonic() < t0 + 1.0:
+        monitor.publish_sensors(names, quat)
+        time.sleep(0.02)
+    assert monitor.value("control_node", "watchdog") == fault
+    return monitor.commands_since(t0)

@@ -36,7 +36,8 @@ def key():
 
 @pytest.fixture(scope="module")
 def bundle(key):
-    return build_bundle(helpers.exported("xs"), helpers.a1_spec(), 7, 12_345, "xs", key, extra={"note": "ci"})
+    return build_bundle(helpers.exported("xs"), helpers.a1_spec(), 7, 12_345, "xs", key,
+                        evaluation={"open_loop_reward_error_k15": 0.5, "reward_error_by_k": [0.1, 0.2, 0.5]})
 
 
 def test_manifest_describes_the_onnx_and_the_spec(bundle):
@@ -45,7 +46,7 @@ def test_manifest_describes_the_onnx_and_the_spec(bundle):
     agent = helpers.agent("xs")
     assert manifest.format_version == FORMAT_VERSION
     assert (manifest.policy_version, manifest.training_step, manifest.model_preset) == (7, 12_345, "xs")
-    assert manifest.robot_id == spec.robot_id and manifest.spec == spec.to_dict()
+    assert manifest.robot_id == spec.robot_id and manifest.policy_spec() == spec
     assert manifest.spec_hash == spec.hash() == bundle.spec_hash
     assert manifest.sha256 == hashlib.sha256(bundle.onnx).hexdigest() == bundle.sha256
     assert manifest.onnx_size == len(bundle.onnx)
@@ -55,7 +56,7 @@ def test_manifest_describes_the_onnx_and_the_spec(bundle):
     }
     assert manifest.opset == 17
     assert (manifest.inputs, manifest.outputs) == (INPUT_NAMES, OUTPUT_NAMES)
-    assert manifest.extra == {"note": "ci"}
+    assert manifest.evaluation == {"open_loop_reward_error_k15": 0.5, "reward_error_by_k": [0.1, 0.2, 0.5]}
     assert bundle.version == 7 and bundle.signed
 
 
@@ -150,6 +151,40 @@ def test_malformed_manifest_names_the_key(bundle):
     assert exc.value.reason == "malformed_manifest" and "dims.deter" in str(exc.value)
     del data["sha256"]
     with pytest.raises(BundleRejected, match="sha256"):
+        parse_manifest(json.dumps(data))
+
+
+@pytest.mark.parametrize("path, value", [
+    (("policy_version",), "2"),
+    (("policy_version",), 2.0),
+    (("policy_version",), True),
+    (("training_step",), "12345"),
+    (("dims", "act"), 12.0),
+    (("spec", "observation", 0, 1), "12"),
+    (("spec", "action_joints", 0), 1),
+    (("spec", "unknown_key"), 1),  # unknown keys are refused at every depth
+    (("dims", "extra_dim"), 1),
+    (("extra",), {"note": "anything"}),
+    (("evaluation",), {"trust": {"nested": 1.0}}),
+    (("evaluation",), {"score": "high"}),
+    (("evaluation",), {"bad name!": 1.0}),
+])
+def test_manifest_types_are_strict_and_unknown_keys_refused_anywhere(bundle, path, value):
+    data = json.loads(bundle.manifest_json)
+    target = data
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    with pytest.raises(BundleRejected) as exc:
+        parse_manifest(json.dumps(data))
+    assert exc.value.reason == "malformed_manifest", exc.value
+    assert ".".join(str(p) for p in path[:2]) in str(exc.value)
+
+
+def test_manifest_evaluation_values_must_be_finite(bundle):
+    data = json.loads(bundle.manifest_json)
+    data["evaluation"] = {"return": float("nan")}
+    with pytest.raises(BundleRejected, match="evaluation"):
         parse_manifest(json.dumps(data))
 
 

@@ -141,7 +141,7 @@ def test_estop_latches_until_cleared(config):
 def test_nonfinite_action_is_not_commanded(config):
     env = A1MujocoEnv(config)
     ctrl = make(config)
-    ctrl.offer_policy(FixedPolicy(1, np.nan))
+    ctrl.policies.accept(FixedPolicy(1, np.nan))
     outs = drive(ctrl, env, 2)
     assert outs[0].fault == "nonfinite_action"
     assert all(np.all(np.isfinite(o.joint_targets)) for o in outs)
@@ -152,7 +152,7 @@ def test_hot_swap_happens_between_ticks_with_soft_start(config):
     ctrl = make(config)
     drive(ctrl, env, 10)
     v1 = FixedPolicy(1, 0.8)
-    offered = threading.Thread(target=ctrl.offer_policy, args=(v1,))
+    offered = threading.Thread(target=ctrl.policies.accept, args=(v1,))
     offered.start()
     offered.join()
     before = env.read_signals().joint_pos
@@ -166,7 +166,7 @@ def test_hot_swap_happens_between_ticks_with_soft_start(config):
     assert np.allclose(outs[-1].joint_targets, np.clip(target, ctrl.safety.limits.lower,
                                                        ctrl.safety.limits.upper), atol=1e-6)
     v2 = FixedPolicy(2, -0.5)
-    ctrl.offer_policy(v2)
+    ctrl.policies.accept(v2)
     out = drive(ctrl, env, 1)[0]
     assert ctrl.swaps == 2 and out.transitions[0].policy_version == 2 and v2.first_flags == [False]
 
@@ -175,7 +175,7 @@ def test_rate_limit_bounds_target_steps(config):
     env = A1MujocoEnv(config)
     ctrl = make(config)
     drive(ctrl, env, 60)  # past the soft start
-    ctrl.offer_policy(FixedPolicy(1, -1.0))
+    ctrl.policies.accept(FixedPolicy(1, -1.0))
     outs = drive(ctrl, env, 80)
     steps = np.abs(np.diff(np.stack([o.joint_targets for o in outs]), axis=0))
     assert steps.max() <= config.safety.max_action_rate * config.dt + 1e-9

@@ -54,6 +54,15 @@ def test_sign_then_verify_against_the_robot_spec(keys, unsigned_file, spec_json,
     assert "OK: policy version 5 for a1_test verified" in capsys.readouterr().out
 
 
+def test_verify_refuses_a_version_below_min_version(keys, unsigned_file, spec_json, capsys):
+    key, pub = keys
+    assert main(["sign", str(unsigned_file), "--key", str(key)]) == 0
+    args = ["verify", str(unsigned_file), "--pub", str(pub), "--spec-json", str(spec_json)]
+    assert main([*args, "--min-version", "6"]) == 1
+    assert "policy bundle refused (version_too_old)" in capsys.readouterr().err
+    assert main([*args, "--min-version", "5"]) == 0
+
+
 def test_verify_reports_a_tampered_bundle(keys, unsigned_file, spec_json, capsys):
     key, pub = keys
     signed_path = unsigned_file.with_name("signed.bundle")
@@ -81,9 +90,13 @@ def test_verify_against_a_robot_config_by_name(keys, tmp_path, capsys):
     assert "policy bundle refused (spec_mismatch)" in capsys.readouterr().err
 
 
-def test_inspect_prints_the_manifest_summary(unsigned_file, capsys):
+def test_inspect_prints_the_manifest_summary(tmp_path, capsys):
+    bundle = build_bundle(helpers.exported("xs"), helpers.a1_spec(), 5, 2000, "xs", None,
+                          evaluation={"return_H": 3.5, "reward_error_by_k": [0.1, 0.4]})
+    unsigned_file = save_bundle_file(bundle, tmp_path / "policy.bundle")
     assert main(["inspect", str(unsigned_file)]) == 0
     out = capsys.readouterr().out
+    assert "evaluation.return_H: 3.5" in out and "evaluation.reward_error_by_k: [0.1, 0.4]" in out
     assert "policy version: 5" in out and "training step:  2000" in out
     assert "FR_hip_joint, FR_upper_joint" in out and "NONE (development bundle)" in out
     assert main(["inspect", str(unsigned_file), "--json"]) == 0

@@ -23,10 +23,10 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "sim_robot = dreamer_ros.sim_robot:main",
-            "control_node = dreamer_ros.control_node:main",
-            "replay_node = dreamer_ros.replay_node:main",
-            "learner_node = dreamer_ros.learner_node:main",
+            "sim_robot = dreamer_ros.entry_points:sim_robot",
+            "control_node = dreamer_ros.entry_points:control_node",
+            "replay_node = dreamer_ros.entry_points:replay_node",
+            "learner_node = dreamer_ros.entry_points:learner_node",
             "dreamer-stack = dreamer_ros.stack_launcher:main",
         ],
     },

@@ -8,56 +8,33 @@ from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
 from dreamer_msgs.msg import Transition as TransitionMsg
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray
 
+from dreamer_core.control.sensors import SensorReadings
 from dreamer_core.deploy import PolicyBundle
-from dreamer_core.robots.signals import RobotSignals
 from dreamer_core.storage import Transition
 
 
-class JointOrder:
-    """Maps JointState name order (driver's) to robot-config order (policy's)."""
-
-    def __init__(self, joint_names: list[str]):
-        self.joint_names = list(joint_names)
-        self._cached_names: tuple[str, ...] | None = None
-        self._index: np.ndarray | None = None
-
-    def reorder(self, msg: JointState) -> tuple[np.ndarray, np.ndarray]:
-        names = tuple(msg.name)
-        if names != self._cached_names:
-            missing = [j for j in self.joint_names if j not in names]
-            if missing:
-                raise ValueError(
-                    f"JointState lacks joints {missing}; the robot config expects {self.joint_names}"
-                )
-            self._index = np.array([names.index(j) for j in self.joint_names])
-            self._cached_names = names
-        pos = np.asarray(msg.position, dtype=np.float64)
-        vel = np.asarray(msg.velocity, dtype=np.float64)
-        if len(pos) != len(names) or len(vel) != len(names):
-            raise ValueError(
-                f"JointState has {len(names)} names but {len(pos)} positions and {len(vel)} velocities"
-            )
-        return pos[self._index], vel[self._index]
-
-
-def signals_from_msgs(order: JointOrder, joints: JointState, imu: Imu, odom: Odometry | None,
-                      contacts: list[float] | None, stamp: float) -> RobotSignals:
-    pos, vel = order.reorder(joints)
-    q = imu.orientation
-    w = imu.angular_velocity
+def readings_from_msgs(joints: JointState, imu: Imu, odom: Odometry | None, contacts: Float64MultiArray | None,
+                       *, clock: float, received: float) -> SensorReadings:
+    """Copy the sensor fields the controller reads; every check happens in the controller's tick."""
+    q, w = imu.orientation, imu.angular_velocity
+    stamps = {"joint_states": _seconds(joints.header.stamp), "imu": _seconds(imu.header.stamp)}
     lin = None
     if odom is not None:
         v = odom.twist.twist.linear
-        lin = np.array([v.x, v.y, v.z])
-    return RobotSignals(
-        joint_pos=pos, joint_vel=vel,
-        base_quat=np.array([q.w, q.x, q.y, q.z]),  # ROS orders x, y, z, w
-        base_ang_vel=np.array([w.x, w.y, w.z]),
-        base_lin_vel=lin,
-        foot_contacts=None if contacts is None else np.asarray(contacts, dtype=np.float64),
-        stamp=stamp,
+        lin = (v.x, v.y, v.z)
+        stamps["odometry"] = _seconds(odom.header.stamp)
+    return SensorReadings(
+        joint_names=tuple(joints.name), joint_position=joints.position, joint_velocity=joints.velocity,
+        joint_effort=joints.effort, orientation_xyzw=(q.x, q.y, q.z, q.w), angular_velocity=(w.x, w.y, w.z),
+        linear_velocity=lin, foot_contacts=None if contacts is None else contacts.data,
+        header_stamps=stamps, clock=clock, received=received,
     )
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def transition_to_msg(t: Transition, stamp_msg) -> TransitionMsg:

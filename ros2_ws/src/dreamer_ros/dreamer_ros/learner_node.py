@@ -8,7 +8,6 @@ what it promotes on the (reliable, transient-local) policy bundle topic.
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -21,6 +20,8 @@ from dreamer_ros.conversions import bundle_to_msg, diagnostic_status
 from dreamer_ros.params import load_node_robot_config
 from dreamer_ros.spin import run_node
 
+# Longest wait for the running training iteration at shutdown.
+STOP_WAIT_S = 60.0
 # ROS parameters mirror LearnerSettings (scalar fields); required paths get local defaults.
 PATH_DEFAULTS = {"replay_dir": "runs/replay", "run_dir": "runs/learner", "private_key": ""}
 
@@ -52,7 +53,7 @@ class LearnerNode(Node):
             # Transient-local keeps the newest bundle available to robots that (re)start later.
             self._bundle_pub.publish(bundle_to_msg(latest))
             self.get_logger().info(f"re-published policy v{latest.version} from {self.runner.run_dir}")
-        self._running = True
+        self._stopping = threading.Event()
         self._error = ""
         self._status: dict[str, object] = {"state": "starting"}
         self._next_progress_log = 1
@@ -62,7 +63,7 @@ class LearnerNode(Node):
 
     def _train_loop(self) -> None:
         waiting_logged = False
-        while self._running:
+        while not self._stopping.is_set():
             try:
                 bundles = self.runner.iterate()
                 self._error = ""
@@ -71,7 +72,7 @@ class LearnerNode(Node):
                 self._error = f"{type(exc).__name__}: {exc}"
                 self.get_logger().error(f"learner iteration failed, retrying in 1 s: {self._error}")
                 self.get_logger().debug(traceback.format_exc())
-                time.sleep(1.0)
+                self._stopping.wait(1.0)
                 continue
             for bundle in bundles:
                 self._bundle_pub.publish(bundle_to_msg(bundle))
@@ -95,9 +96,9 @@ class LearnerNode(Node):
                         f"waiting for {self.runner.settings.min_steps} real steps in {self.runner.settings.replay_dir}"
                     )
                     waiting_logged = True
-                time.sleep(0.5)
+                self._stopping.wait(0.5)
             elif owed == 0:
-                time.sleep(0.1)  # the train ratio is met: wait for more real data
+                self._stopping.wait(0.1)  # the train ratio is met: wait for more real data
 
     def _publish_diagnostics(self) -> None:
         values = {**self._status, "device": self.runner.device, "last_error": self._error}
@@ -108,8 +109,14 @@ class LearnerNode(Node):
         self._diag_pub.publish(msg)
 
     def stop(self) -> None:
-        self._running = False
-        self._thread.join(timeout=30.0)
+        """Finish the running iteration (at most `updates_per_iteration` updates), then checkpoint."""
+        self._stopping.set()
+        self._thread.join(timeout=STOP_WAIT_S)
+        if self._thread.is_alive():
+            # Checkpointing now would race the training thread; the last periodic checkpoint stands.
+            self.get_logger().error(f"training iteration still running after {STOP_WAIT_S:.0f} s; "
+                                    f"no final checkpoint (lower updates_per_iteration)")
+            return
         self.runner.checkpoint()
         self.runner.close()
         self.get_logger().info(f"stopped at update {self.runner.updates}; checkpoint saved")

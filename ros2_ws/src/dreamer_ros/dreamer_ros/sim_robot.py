@@ -10,7 +10,6 @@ Services: `~/reset` (std_srvs/Trigger) stands the robot up again, `~/pause`
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 from nav_msgs.msg import Odometry
@@ -19,6 +18,7 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
+from dreamer_core.control.timing import FixedRateLoop
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
 from dreamer_ros import qos
 from dreamer_ros.params import load_node_robot_config
@@ -37,6 +37,8 @@ class SimRobot(Node):
         self._lock = threading.Lock()
         self._targets: np.ndarray | None = None
         self._paused = threading.Event()
+        self.fatal_error: str | None = None  # set when the simulation loop dies; run_node then exits non-zero
+        self.loop = FixedRateLoop(self.config.dt / self.get_parameter("real_time_factor").value)
         topics = self.config.topics
         self._joint_pub = self.create_publisher(JointState, topics.joint_states, qos.SENSOR)
         self._imu_pub = self.create_publisher(Imu, topics.imu, qos.SENSOR)
@@ -46,7 +48,8 @@ class SimRobot(Node):
         self.create_subscription(Float64MultiArray, topics.command, self._on_command, qos.COMMAND)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/pause", self._on_pause)
-        self._running = True
+        self._running = threading.Event()
+        self._running.set()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="sim-loop")
         self._thread.start()
         self.get_logger().info(
@@ -81,25 +84,23 @@ class SimRobot(Node):
         return response
 
     def _loop(self) -> None:
-        period = self.config.dt / self.get_parameter("real_time_factor").value
-        scheduled = time.monotonic()
-        while self._running:
-            scheduled += period
-            delay = scheduled - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                scheduled = time.monotonic()
-            if self._paused.is_set():
-                continue
-            with self._lock:
-                # New targets only: step_physics keeps the last ones (or the default pose) otherwise.
-                targets, self._targets = self._targets, None
-                self.env.step_physics(targets, self.config.substeps)
-                signals = self.env.read_signals()
-                position = self.env.base_position()
-                accel = self.env.imu_acceleration()
-            self._publish(signals, position, accel)
+        try:
+            self.loop.run(self._step, self._running.is_set)
+        except Exception as exc:  # e.g. MuJoCo refusing an unstable state: a dead driver must not look alive
+            self.fatal_error = f"simulation loop died: {type(exc).__name__}: {exc}"
+            self.get_logger().fatal(self.fatal_error)
+
+    def _step(self, now: float) -> None:
+        if self._paused.is_set():
+            return
+        with self._lock:
+            # New targets only: step_physics keeps the last ones (or the default pose) otherwise.
+            targets, self._targets = self._targets, None
+            self.env.step_physics(targets, self.config.substeps)
+            signals = self.env.read_signals()
+            position = self.env.base_position()
+            accel = self.env.imu_acceleration()
+        self._publish(signals, position, accel)
 
     def _publish(self, signals, position, accel) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -130,7 +131,7 @@ class SimRobot(Node):
             self._contact_pub.publish(Float64MultiArray(data=signals.foot_contacts.tolist()))
 
     def stop(self) -> None:
-        self._running = False
+        self._running.clear()
         self._thread.join(timeout=2.0)
 
 

@@ -1,50 +1,105 @@
-"""The one `main` every dreamer_ros node shares: init, spin, stop worker threads, shut down."""
+"""The one `main` every dreamer_ros node shares: init, spin, stop in a safe order, shut down.
+
+Shutdown order on SIGINT/SIGTERM: (1) the executor stops and its thread is joined,
+so no callback runs any more; (2) the node's `stop()` ends its worker threads and
+closes its resources (the replay store, the learner checkpoint, the control
+node's closing transition); (3) the node is destroyed and rclpy shut down. Further
+signals while stopping (`ros2 launch` and a terminal's Ctrl-C both send SIGINT)
+are reported, not raised, so a stop never ends in a traceback.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import os
 import signal
+import sys
 import threading
 import time
+import traceback
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+# Longest wait for the callback in progress when stopping (launch escalates to SIGTERM after 5 s).
+CALLBACK_DRAIN_S = 2.0
+
 
 def run_node(factory, args=None) -> None:
-    """Spin the node `factory()` builds until SIGINT/SIGTERM, then call its `stop()` before shutdown.
+    """Spin the node `factory()` builds until SIGINT/SIGTERM or a fatal error, then stop it.
 
-    The executor spins in a background thread and the main thread only waits for a
-    signal: rclpy's own handler would invalidate the context while worker threads
-    (control loop, simulator, learner) still publish, so we stop them first.
-    `spin()` (not a `spin_once` loop) keeps the executor's Python overhead, and so
-    its hold on the GIL, low: the control thread needs the GIL at every tick.
+    The executor spins in a background thread and the main thread only waits: rclpy's own
+    signal handler would invalidate the context while worker threads (control loop,
+    simulator, learner) still publish. `spin()` (not a `spin_once` loop) keeps the
+    executor's hold on the GIL low: the control thread needs the GIL at every tick.
+    A node may set `fatal_error` (a string) to make the process exit with status 1.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     # Explicit: a shell starts background jobs with SIGINT ignored.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.default_int_handler)
-    node = factory()
+        signal.signal(sig, _stop_requested)
+    node = None
     executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True, name="executor")
-    spinner.start()
+    crash: list[str] = []
+    spinner = threading.Thread(target=_spin, args=(executor, crash), daemon=True, name="executor")
     try:
-        while spinner.is_alive():
+        node = factory()
+        executor.add_node(node)
+        spinner.start()
+        while spinner.is_alive() and not getattr(node, "fatal_error", None):
             time.sleep(0.2)  # not join(): an interrupted join leaves the thread's lock broken (CPython)
     except KeyboardInterrupt:
-        pass
-    finally:
+        if node is None:  # stopped while still starting up
+            rclpy.try_shutdown()
+            _exit(0)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _already_stopping)
+    executor.shutdown(timeout_sec=CALLBACK_DRAIN_S)
+    if spinner.is_alive():
+        spinner.join(timeout=CALLBACK_DRAIN_S)
+    failures = [f"executor: {crash[0]}"] if crash else []
+    if spinner.is_alive():
+        node.get_logger().error(f"a callback is still running after {CALLBACK_DRAIN_S} s; stopping anyway")
+    try:
         stop = getattr(node, "stop", None)
         if stop is not None:
             stop()
-        executor.shutdown(timeout_sec=2.0)
-        rclpy.try_shutdown()  # wakes the executor if it still waits
-        spinner.join(timeout=5.0)
-        node.destroy_node()
+    except Exception as exc:  # reported once, without a traceback on the terminal
+        failures.append(f"stop: {type(exc).__name__}: {exc}")
+    if getattr(node, "fatal_error", None):
+        failures.append(node.fatal_error)
+    for failure in failures:
+        node.get_logger().fatal(failure)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    _exit(1 if failures else 0)
 
 
-def _spin(executor) -> None:
-    with contextlib.suppress(ExternalShutdownException):
+def _exit(status: int) -> None:
+    """Exit now: everything is stopped, written and closed. The interpreter's teardown is skipped
+    because collecting the learner's torch object graph alone takes seconds, longer than launch
+    waits before SIGTERM."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _spin(executor, crash: list[str]) -> None:
+    try:
         executor.spin()
+    except ExternalShutdownException:
+        pass
+    except Exception as exc:  # a callback raised: the node cannot go on; main() exits non-zero
+        crash.append(f"{type(exc).__name__}: {exc}")
+        sys.stderr.write(traceback.format_exc())
+
+
+def _stop_requested(signum, frame) -> None:
+    # Swap first: a second signal right behind this one must not raise inside the stop sequence.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _already_stopping)
+    raise KeyboardInterrupt
+
+
+def _already_stopping(signum, frame) -> None:
+    os.write(2, f"[{signal.Signals(signum).name}] already stopping; waiting for the node to finish\n".encode())

@@ -98,10 +98,12 @@ class DiagnosticsWatcher:
     def __init__(self, topic: str = "/diagnostics", node_name: str = "dreamer_stack_monitor", ros_args=None):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.signals import SignalHandlerOptions
 
         self._owns_context = not rclpy.ok()
         if self._owns_context:
-            rclpy.init(args=ros_args)
+            # Ctrl-C is the runner's to handle (it stops the nodes); rclpy's handler would end this context first.
+            rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(node_name)
         self.latest: dict[str, dict[str, str]] = {}
         self.lock = threading.Lock()
@@ -167,6 +169,10 @@ def start_watcher(ros_args: list[str] | None) -> DiagnosticsWatcher:
             "the DDS Security plugins (docs/security.md)") from exc
 
 
+def _already_stopping(signum, frame) -> None:
+    print("[dreamer-stack] already stopping; waiting for the nodes to finish", flush=True)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dreamer-stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,12 +212,12 @@ def main(argv=None) -> int:
     stack = Stack(specs, run_dir)
     # docker stop / systemd send SIGTERM: stop the nodes as cleanly as on Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    stack.start()
     started = time.monotonic()
     deadline = started + args.minutes * 60 if args.minutes > 0 else float("inf")
     stopped_by_user = False
     dead: list[str] = []
     try:
+        stack.start()
         while time.monotonic() < deadline:
             time.sleep(min(10.0, max(0.1, deadline - time.monotonic())))
             print(f"[dreamer-stack] {(time.monotonic() - started) / 60:4.1f} min | {watcher.line()}", flush=True)
@@ -222,6 +228,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         stopped_by_user = True
     finally:
+        # A terminal's Ctrl-C reaches the nodes too; more of them must not cut the stop short.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _already_stopping)
         print("[dreamer-stack] stopping ...", flush=True)
         stack.stop()
         watcher.close()

@@ -54,6 +54,9 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
             "allow_unsigned": allow_unsigned,
             # In simulation the control node stands the robot up again after each episode.
             "reset_service": f"{namespace}/sim_robot/reset" if stack == "sim" else "",
+            # A simulated robot's policy versions belong to this run (each run's learner starts at v1);
+            # a real robot keeps them in its per-user default state directory.
+            "state_dir": str(run_dir / "control_state") if stack == "sim" else "",
         },
         "replay_node": {"replay_dir": str(run_dir / "replay")},
         "learner_node": {
