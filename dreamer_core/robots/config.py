@@ -193,6 +193,7 @@ class TopicsConfig(_Strict):
     estop: str = "estop"  # std_msgs/Bool, latched
     transitions: str = "transitions"  # dreamer_msgs/Transition
     policy_bundles: str = "policy_bundles"  # dreamer_msgs/PolicyBundle
+    policy_events: str = "policy_events"  # dreamer_msgs/PolicyEvent: canary verdicts, rollbacks, overrides
     diagnostics: str = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
 
 

@@ -31,3 +31,11 @@ ESTOP = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# Policy events (canary verdicts, rollbacks): few and each one matters; a learner that (re)starts
+# later still receives the recent ones.
+POLICY_EVENT = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=50,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)

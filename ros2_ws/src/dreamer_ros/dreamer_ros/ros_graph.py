@@ -104,7 +104,7 @@ def node_access(spec: NodeSpec, topics: TopicsConfig) -> Access:
         reset = _override(spec, "reset_service")
         access.merge(Access(
             publish={name(topics.command), name(topics.transitions), name(topics.diagnostics),
-                     name("~/transition_event")},
+                     name(topics.policy_events), name("~/transition_event")},
             subscribe=sensors | {name(topics.estop), name(topics.policy_bundles)},
             serve={name(f"~/{s}") for s in (*OPERATOR_SERVICES, *LIFECYCLE_SERVICES)},
             call={name(reset)} if reset else set(),
@@ -112,7 +112,8 @@ def node_access(spec: NodeSpec, topics: TopicsConfig) -> Access:
     elif spec.executable == "replay_node":
         access.merge(Access(publish={name(topics.diagnostics)}, subscribe={name(topics.transitions)}))
     elif spec.executable == "learner_node":
-        access.merge(Access(publish={name(topics.policy_bundles), name(topics.diagnostics)}))
+        access.merge(Access(publish={name(topics.policy_bundles), name(topics.diagnostics)},
+                            subscribe={name(topics.policy_events)}))
     else:
         raise ValueError(f"no graph description for executable {spec.executable!r}; add it to {__name__}")
     return access
