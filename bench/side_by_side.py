@@ -11,11 +11,8 @@ order reverses each round) so that load on a shared machine affects them alike. 
 steadier figure on a shared machine) and updates/s relative to dreamerv3-torch for each.
 
 The peers are not part of this repository. Check out the measured commits outside it:
-
-    git clone https://github.com/NM512/dreamerv3-torch ../peers/dreamerv3-torch
-    git -C ../peers/dreamerv3-torch checkout 6ef8646
-    git clone https://github.com/NM512/r2dreamer ../peers/r2dreamer
-    git -C ../peers/r2dreamer checkout 546e4fa
+NM512/dreamerv3-torch at 6ef8646 into ../peers/dreamerv3-torch and NM512/r2dreamer at 546e4fa
+into ../peers/r2dreamer (both public repositories on GitHub).
 
 Their extra Python packages go into a separate venv that sees the main one's torch (link it
 before installing, or pip pulls a second torch; docs/learner.md):
