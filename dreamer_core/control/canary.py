@@ -7,10 +7,12 @@ Pure functions of episode figures (no threads, no ROS, no torch); the policy man
 - **return check**: the canary's mean episode return against the previous trusted version's
   recent complete episodes (its *baseline*). A bootstrap percentile interval of the baseline's
   mean absorbs how few baseline episodes there are; the canary fails when its mean lies below the
-  interval's lower end by more than ``return_margin`` standard deviations of the baseline's
-  returns. The margin is relative to that spread, not absolute, so one default fits every
-  reward scale and the canary's own episode-to-episode noise (about one spread over sqrt(N)) is
-  not taken for a regression.
+  interval's lower end by more than the margin: ``return_margin`` standard deviations of the
+  baseline's returns, or ``return_tolerance`` times the magnitude of its mean if that is larger.
+  Both are relative, never absolute, so one default fits every reward scale: the spread keeps the
+  canary's own episode-to-episode noise (about one spread over sqrt(N)) from being taken for a
+  regression, and the tolerance keeps a very repeatable baseline (a simulator) from turning a
+  regression of a percent into a permanent rejection.
 - **over-optimism check**: the manifest's ``imagined_reward_per_step`` (what the learner's model
   expected of the candidate) against the realised reward per step of the canary's episodes; the
   canary fails when the model promised more than ``max_over_optimism`` above what it delivered.
@@ -92,6 +94,7 @@ def judge(version: int, canary: Sequence[tuple[float, int]], baseline_version: i
         "return_mean": mean, "reward_per_step": realised, "baseline_version": baseline_version,
         "baseline_episodes": len(baseline), "min_baseline_episodes": config.min_baseline_episodes,
         "confidence": config.confidence, "return_margin": config.return_margin,
+        "return_tolerance": config.return_tolerance,
         "max_over_optimism": config.max_over_optimism, "imagined_reward_per_step": imagined,
     }
     checks = {"return_check": _return_check(mean, baseline_version, baseline, config, rng, values),
@@ -119,13 +122,14 @@ def _return_check(mean: float, baseline_version: int, baseline: Sequence[tuple[f
                             f"{config.min_baseline_episodes} needed")
     previous = np.array([ret for ret, _ in baseline], dtype=np.float64)
     low, high = bootstrap_interval(previous, config.confidence, config.bootstrap_samples, rng)
-    spread = float(previous.std(ddof=1))
-    margin = config.return_margin * spread
+    spread, centre = float(previous.std(ddof=1)), float(previous.mean())
+    margin = max(config.return_margin * spread, config.return_tolerance * abs(centre))
     threshold = low - margin
-    values.update(baseline_mean=float(previous.mean()), baseline_std=spread, baseline_low=low,
-                  baseline_high=high, margin=margin, return_threshold=threshold)
-    where = (f"v{baseline_version}'s {config.confidence:.0%} interval low {low:.2f} (mean {previous.mean():.2f}, "
-             f"{len(previous)} episodes) - margin {margin:.2f} ({config.return_margin:g} std)")
+    values.update(baseline_mean=centre, baseline_std=spread, baseline_low=low, baseline_high=high, margin=margin,
+                  return_threshold=threshold)
+    where = (f"v{baseline_version}'s {config.confidence:.0%} interval low {low:.2f} (mean {centre:.2f}, "
+             f"{len(previous)} episodes) - margin {margin:.2f} (max of {config.return_margin:g} std "
+             f"{spread:.2f}, {config.return_tolerance:.0%} of the mean)")
     if mean < threshold:
         return FAILED, f"return {mean:.2f} < {threshold:.2f} = {where}"
     return PASSED, f"return {mean:.2f} >= {threshold:.2f} = {where}"

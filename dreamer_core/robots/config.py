@@ -202,9 +202,10 @@ class CanaryConfig(_Strict):
 
     After ``episodes`` complete episodes the control node judges it and swaps back to the previous
     version by itself when it failed: its mean return lies below the bootstrap interval of the
-    previous version's mean by more than ``return_margin`` standard deviations of that version's
-    returns, or its realised reward per step falls short of the manifest's imagined one by more
-    than ``max_over_optimism``.
+    previous version's mean by more than the margin (the larger of ``return_margin`` standard
+    deviations of that version's returns and ``return_tolerance`` times its mean's magnitude), or
+    its realised reward per step falls short of the manifest's imagined one by more than
+    ``max_over_optimism``.
     """
 
     episodes: Annotated[int, Field(ge=1)] = 5  # N: complete episodes of a canary before its verdict
@@ -213,6 +214,7 @@ class CanaryConfig(_Strict):
     confidence: Annotated[float, Field(gt=0, lt=1)] = 0.9  # of the bootstrap interval of the previous mean
     bootstrap_samples: Annotated[int, Field(ge=100)] = 2000
     return_margin: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0  # in std of previous returns
+    return_tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05  # of |previous mean return|
     max_over_optimism: PositiveFloat = 1.0  # imagined minus realised reward per step (reward units)
 
     @model_validator(mode="after")

@@ -81,23 +81,34 @@ def test_a_canary_as_good_as_its_baseline_passes_with_every_figure_reported():
     assert verdict.values["over_optimism_check"] == "not judged" and verdict.values["over_optimism"] is None
     v = verdict.values
     assert v["baseline_low"] < v["baseline_mean"] < v["baseline_high"]
-    assert v["margin"] == pytest.approx(np.std(GOOD, ddof=1))
+    assert v["margin"] == pytest.approx(max(np.std(GOOD, ddof=1), 0.05 * np.mean(GOOD)))
     assert v["return_threshold"] == pytest.approx(v["baseline_low"] - v["margin"])
     assert v["reward_per_step"] == pytest.approx(sum(GOOD[:5]) / 500)
     assert "no imagined_reward_per_step" in verdict.reason
     json.dumps(v)  # goes into PolicyEvent.values_json as it is
 
 
+TIGHT = [(100.0 + d, 101) for d in (-1, 1, -1, 1, 0, 0)]  # std 0.9
+LOOSE = [(100.0 + d, 101) for d in (-12, 12, -8, 8, 0, 0)]  # std 8.9
+
+
 def test_the_margin_is_relative_to_the_baseline_spread():
     canary = [(90.0, 101)] * 5  # 10 below a baseline mean of 100
-    tight = [(100.0 + d, 101) for d in (-1, 1, -1, 1, 0, 0)]  # std 0.9: 90 is far out
-    loose = [(100.0 + d, 101) for d in (-12, 12, -8, 8, 0, 0)]  # std 8.9: 90 is within the noise
-    failed = judge(2, canary, 1, tight, None, CANARY, np.random.default_rng(0))
+    failed = judge(2, canary, 1, TIGHT, None, CANARY, np.random.default_rng(0))
     assert not failed.passed and failed.reason.startswith("return 90.00 < ")
-    assert judge(2, canary, 1, loose, None, CANARY, np.random.default_rng(0)).passed
+    assert failed.values["margin"] == pytest.approx(5.0)  # 5 % of the mean: more than one std (0.9)
+    loose = judge(2, canary, 1, LOOSE, None, CANARY, np.random.default_rng(0))
+    assert loose.passed and loose.values["margin"] == pytest.approx(np.std([r for r, _ in LOOSE], ddof=1))
     # The same gap with no margin at all fails the loose baseline too (it is below the interval).
-    strict = CanaryConfig(return_margin=0.0)
-    assert not judge(2, canary, 1, loose, None, strict, np.random.default_rng(0)).passed
+    strict = CanaryConfig(return_margin=0.0, return_tolerance=0.0)
+    assert not judge(2, canary, 1, LOOSE, None, strict, np.random.default_rng(0)).passed
+
+
+def test_the_tolerance_keeps_a_very_repeatable_baseline_from_rejecting_a_slight_regression():
+    canary = [(97.0, 101)] * 5  # 3 % below, far beyond one std of the baseline (0.9)
+    assert judge(2, canary, 1, TIGHT, None, CANARY, np.random.default_rng(0)).passed
+    spread_only = CanaryConfig(return_tolerance=0.0)
+    assert not judge(2, canary, 1, TIGHT, None, spread_only, np.random.default_rng(0)).passed
 
 
 def test_over_optimism_rolls_back_even_a_canary_that_beats_its_baseline():
@@ -136,7 +147,7 @@ def test_episode_endings_are_named_and_only_the_policy_s_own_ends_count():
 def test_canary_config_windows_are_checked(tmp_path):
     config = load_robot_config("a1_sim").model_dump(exclude_none=True)
     config["canary"] = {"episodes": 30}
-    with pytest.raises(ConfigError, match="canary: .*episodes \\(30\\) must be <= baseline_episodes \\(20\\)"):
+    with pytest.raises(ConfigError, match=r"canary: .*episodes \(30\) must be <= baseline_episodes \(20\)"):
         parse_robot_config(config, source="bad.yaml")
 
 
