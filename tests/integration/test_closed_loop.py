@@ -31,10 +31,12 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def test_closed_loop(tmp_path, ros_env):
-    # A copy of a1_sim whose trust gate lets a minutes-old model through: this test is about the
-    # plumbing (the gate's decisions are unit-tested); every decision is still logged.
+    # A copy of a1_sim whose trust gate and canary let a minutes-old model through: this test is about
+    # the plumbing (the gate's and the canary's decisions are tested elsewhere); every decision is still
+    # logged. Canaries of 2 episodes that never fail keep the versions moving forward.
     config = yaml.safe_load(resolve_config_path("a1_sim").read_text())
     config["trust"] = {"max_reward_error": 100.0, "max_continue_error": 1.0, "min_horizon_retention": 0.0}
+    config["canary"] = {"episodes": 2, "min_baseline_episodes": 2, "return_margin": 1e6, "max_over_optimism": 1e6}
     robot = tmp_path / "a1_e2e.yaml"
     robot.write_text(yaml.safe_dump(config))
     config_model = parse_robot_config(config)
