@@ -136,14 +136,7 @@ def test_closed_loop(tmp_path, ros_env):
         monitor.wait_for(lambda: monitor.value("control_node", "last_rejection") == refusal, 30, "refusal of v1")
         assert int(monitor.value("control_node", "policy_version")) >= newest
     finally:
-        # Control first, so every transition it published has a live replay node to land in; a loaded
-        # machine can leave the replay node seconds behind, so wait until it has stored them all.
-        stack.stop("control_node")
-        published_total = sum(int(n) for n in re.findall(r"published (\d+) transitions", stack.log("control_node")))
-        deadline = time.monotonic() + 120
-        while int(monitor.value("replay_node", "steps", 0)) < published_total and time.monotonic() < deadline:
-            time.sleep(0.5)
-        stack.stop_all()
+        stack.stop_all_once_stored(monitor)
         monitor.close()
         rclpy.try_shutdown()
 

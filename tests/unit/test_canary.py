@@ -6,11 +6,10 @@ as the replay store sees them."""
 from __future__ import annotations
 
 import json
-import random
-import threading
 
 import numpy as np
 import pytest
+from thread_hammer import hammer
 
 from dreamer_core.control import Controller, InitialPolicy, PolicyManager
 from dreamer_core.control.canary import FinishedEpisode, bootstrap_interval, judge, reward_per_step
@@ -43,6 +42,14 @@ def play(pm: PolicyManager, returns, steps: int = 101, ending: str = "time_limit
     version = pm.status()["active_version"]
     for ret in returns:
         pm.record_episode(FinishedEpisode(version, float(ret), steps, ending))
+
+
+def trusted_v1(pm: PolicyManager) -> None:
+    """The initial policy runs its episodes, then v1 arrives and passes its canary."""
+    play(pm, GOOD)
+    deliver(pm, 1)
+    running(pm)
+    play(pm, GOOD[:5])
 
 
 def events(pm: PolicyManager) -> list[tuple[int, str]]:
@@ -202,10 +209,7 @@ def test_newer_versions_wait_for_the_verdict_and_then_run_as_the_next_canary(pm)
 
 
 def test_a_rollback_lets_the_next_waiting_version_start_after_a_complete_episode(pm):
-    play(pm, GOOD)
-    deliver(pm, 1)
-    running(pm)
-    play(pm, GOOD[:5])
+    trusted_v1(pm)
     deliver(pm, 2)
     running(pm)
     deliver(pm, 3)  # waits for v2's verdict
@@ -229,10 +233,7 @@ def test_cut_episodes_do_not_count(pm):
 
 def test_a_restart_mid_canary_resumes_it_against_the_same_baseline(state):
     pm = PolicyManager("a1_sim", state_path=state, canary=CANARY)
-    play(pm, GOOD)
-    deliver(pm, 1)
-    running(pm)
-    play(pm, GOOD[:5])
+    trusted_v1(pm)
     deliver(pm, 2)
     running(pm)
     play(pm, [30.0, 30.0, 30.0])
@@ -317,20 +318,7 @@ def test_without_a_canary_config_every_version_is_trusted(state):
 
 def test_concurrent_ticks_episodes_and_operator_calls_keep_the_invariants(state):
     pm = PolicyManager("a1_sim", state_path=state, canary=CanaryConfig(episodes=2, min_baseline_episodes=2), history=3)
-    stop = threading.Event()
-    errors: list[BaseException] = []
     ran: list[int] = []
-
-    def guarded(body):
-        def run():
-            rng = random.Random(threading.get_ident())
-            while not stop.is_set():
-                try:
-                    body(rng)
-                except BaseException as exc:  # any exception fails the test
-                    errors.append(exc)
-                    return
-        return threading.Thread(target=run)
 
     def publisher(rng):
         version = rng.randint(1, 40)
@@ -352,13 +340,7 @@ def test_concurrent_ticks_episodes_and_operator_calls_keep_the_invariants(state)
         pm.take_events()
         pm.flush()
 
-    threads = [guarded(f) for f in (publisher, operator, control, node)]
-    for t in threads:
-        t.start()
-    stop.wait(3.0)
-    stop.set()
-    for t in threads:
-        t.join()
+    errors = hammer([publisher, operator, control, node])
     assert not errors, errors
     assert ran, "the control thread never saw a switch"
     pm.take_switch()

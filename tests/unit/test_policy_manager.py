@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import threading
 
 import deploy_helpers as helpers
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from thread_hammer import hammer
 
 from dreamer_core.control import PolicyManager, VersionStateError
 from dreamer_core.deploy import BundleRejected, PolicyRuntime, build_bundle
@@ -229,20 +229,7 @@ def test_concurrent_offers_services_rejections_and_ticks(state):
     """Many threads hammer one manager; the invariants hold and nothing raises."""
     pm = PolicyManager("a1_sim", state_path=state, history=3)
     pm.start_validator(fake_load)
-    stop = threading.Event()
-    errors: list[BaseException] = []
     switches: list[int] = []
-
-    def guarded(body):
-        def run():
-            rng = random.Random(threading.get_ident())
-            while not stop.is_set():
-                try:
-                    body(rng)
-                except BaseException as exc:  # any exception fails the test
-                    errors.append(exc)
-                    return
-        return threading.Thread(target=run)
 
     def publisher(rng):
         pm.offer(FakeBundle(rng.randint(1, 60)))
@@ -267,13 +254,7 @@ def test_concurrent_offers_services_rejections_and_ticks(state):
         if switch is not None:
             switches.append(switch.version)
 
-    threads = [guarded(f) for f in (publisher, publisher, operator, robot, control)]
-    for t in threads:
-        t.start()
-    stop.wait(3.0)
-    stop.set()
-    for t in threads:
-        t.join()
+    errors = hammer([publisher, publisher, operator, robot, control])
     pm.close()
     assert not errors, errors
     assert switches, "the control thread never saw a switch"
