@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dreamer_core.control.canary import FinishedEpisode
 from dreamer_core.control.exploration import InitialPolicy
 from dreamer_core.control.faults import Fault, FaultCounter, SensorFault
 from dreamer_core.control.observation_ring import ObservationRing
@@ -26,6 +27,8 @@ from dreamer_core.storage import Transition
 
 # Faults after which the measured pose is trusted and held; after any other the last command is.
 HOLD_MEASURED_POSE = frozenset({"estop", "tilt", "nonfinite_action", "action_shape"})
+# Faults that end an episode because of what the policy did: the episode measures the policy (canary.py).
+POLICY_FAULTS = frozenset({"nonfinite_action", "action_shape"})
 # Observations the bundle validator runs a new policy on.
 RECENT_OBSERVATIONS = 32
 
@@ -46,7 +49,8 @@ class Controller:
 
     Which policy runs is the :class:`PolicyManager`'s to say (any thread may change
     it); the controller takes a change at the start of a tick, so a tick never sees
-    half a policy.
+    half a policy. A change ends the running episode (is_last, not terminal), so each
+    episode runs one version and its return, reported to the manager, is that version's.
     """
 
     def __init__(self, config, *, session_id: str, initial_policy: InitialPolicy,
@@ -70,6 +74,7 @@ class Controller:
         self._rng = np.random.default_rng(seed)
         self.policy = None  # a PolicyRuntime, or None for the initial policy
         self.swaps = 0
+        self.ticks_without_command = 0  # before the robot was ever plausibly measured, or a bug
         self.last_swap_at: float | None = None  # the `now` of the tick that made the last swap
         self.last_exception = ""  # "<fault>: <type>: <message>" of the newest exception caught
         self.current_fault: Fault | None = None  # the fault of the newest tick (read by diagnostics)
@@ -77,6 +82,8 @@ class Controller:
         self.episodes = 0
         self._stage = "sensors"
         self._episode_step = 0  # transitions emitted in the running episode (0: none running)
+        self._episode_return = 0.0  # of the rows emitted in the running episode
+        self._episode_rows = 0
         self._prev_action = np.zeros(self.act_dim, dtype=np.float32)
         self._prev_prev_action = np.zeros(self.act_dim, dtype=np.float32)
         self._last_obs: np.ndarray | None = None  # of the newest transition, with its stamp
@@ -99,26 +106,40 @@ class Controller:
         """
         self._stage = "sensors"
         try:
-            return self._tick(inputs, now)
+            out = self._tick(inputs, now)
         except Exception as exc:
-            return self._on_exception(exc)
+            out = self._on_exception(exc)
+        self.ticks_without_command += out.joint_targets is None
+        return out
 
     def end_session(self) -> Transition | None:
         """Close the running episode (is_last) when the node stops, so replay sees where it ended."""
         if self._episode_step == 0:
             return None
-        return self._end_episode(self._last_obs, 0.0, terminal=False, stamp=self._last_stamp)
+        return self._end_episode(self._last_obs, 0.0, terminal=False, stamp=self._last_stamp, ending="stop")
 
     # -- internals -----------------------------------------------------------------
 
     def _tick(self, inputs, now: float) -> TickOutput:
         signals, fault = self._check(inputs, now)
         self._stage = "swap"
-        self._apply_switch(signals, now)
+        switch = self.policies.take_switch()
+        ended = []
+        if switch is not None:
+            try:
+                if self._episode_step > 0:
+                    # The old version's episode ends on this tick's real observation (at a fault as a fault would).
+                    ended = self._end_on_fault(signals, fault) if fault is not None else [self._end_for_swap(signals)]
+            finally:  # the manager already runs the new version: so must the controller, whatever happened
+                self._swap(switch, signals, now)
         if fault is not None:
-            return self._hold(signals, fault)
+            return self._hold(signals, fault, ended)
         self._held = None
         self.current_fault = None
+        if ended:
+            # As at a time limit: hold for this tick; the new version starts a fresh episode on the next.
+            self._last_targets = self.safety.hold_targets(signals)
+            return TickOutput(self._last_targets, ended, mode="hold", episode_ended=True)
         if self._episode_step == 0:
             self._start_episode(signals)
         return self._act(signals)
@@ -141,10 +162,7 @@ class Controller:
             self._last_pose = self.safety.hold_targets(signals)
         return signals, fault
 
-    def _apply_switch(self, signals: RobotSignals | None, now: float) -> None:
-        switch = self.policies.take_switch()
-        if switch is None:
-            return
+    def _swap(self, switch, signals: RobotSignals | None, now: float) -> None:
         self.policy = switch.runtime
         if self.policy is not None:
             self.policy.reset()
@@ -166,7 +184,19 @@ class Controller:
             self.policy.reset()
         self._begin_ramp(signals)
 
+    def _observe(self, signals: RobotSignals, *, first: bool = False) -> tuple[np.ndarray, float]:
+        """This tick's observation and the reward of arriving at it (0 for an episode's first row)."""
+        self._stage = "observation"
+        obs = self.builder.build(signals, self._prev_action)
+        self._stage = "reward"
+        reward = 0.0 if first else self.reward_fn(signals, self._prev_action, self._prev_prev_action)[0]
+        return obs, reward
+
     def _transition(self, obs, action, reward, *, first, last, terminal, stamp) -> Transition:
+        if first:
+            self._episode_return, self._episode_rows = 0.0, 0
+        self._episode_return += float(reward)
+        self._episode_rows += 1
         t = Transition(
             robot_id=self.robot_id, session_id=self.session_id, seq=self.seq,
             obs=np.asarray(obs, dtype=np.float32), action=np.asarray(action, dtype=np.float32),
@@ -176,27 +206,36 @@ class Controller:
         self.seq += 1
         return t
 
-    def _end_episode(self, obs, reward, *, terminal: bool, stamp: float, first: bool = False) -> Transition:
+    def _end_episode(self, obs, reward, *, terminal: bool, stamp: float, ending: str,
+                     first: bool = False) -> Transition:
         # DreamerV3 convention: the last step carries the final observation; its action is unused.
         self._episode_step = 0
-        return self._transition(obs, np.zeros(self.act_dim), reward, first=first, last=True,
-                                terminal=terminal, stamp=stamp)
+        t = self._transition(obs, np.zeros(self.act_dim), reward, first=first, last=True,
+                             terminal=terminal, stamp=stamp)
+        self.policies.record_episode(FinishedEpisode(t.policy_version, self._episode_return, self._episode_rows,
+                                                     ending))
+        return t
 
-    def _hold(self, signals: RobotSignals | None, fault: Fault) -> TickOutput:
+    def _end_for_swap(self, signals: RobotSignals) -> Transition:
+        obs, reward = self._observe(signals)
+        return self._end_episode(obs, reward, terminal=False, stamp=signals.stamp, ending="swap")
+
+    def _end_on_fault(self, signals: RobotSignals | None, fault: Fault) -> list[Transition]:
+        """The last row of the running episode at ``fault`` (none when no episode runs)."""
+        if self._episode_step == 0:
+            return []
+        if fault.name == "tilt":
+            # A fall: the current observation is real and the episode is over for good.
+            obs, reward = self._observe(signals)
+            return [self._end_episode(obs, reward, terminal=True, stamp=signals.stamp, ending="fall")]
+        # Bad or stale sensors, e-stop, an exception, a bad action: cut the episode at the last good observation.
+        ending = "policy_fault" if fault.name in POLICY_FAULTS else "fault"
+        return [self._end_episode(self._last_obs, 0.0, terminal=False, stamp=self._last_stamp, ending=ending)]
+
+    def _hold(self, signals: RobotSignals | None, fault: Fault, ended: list[Transition] | None = None) -> TickOutput:
         self.current_fault = fault
         self.faults.count(fault)
-        transitions = []
-        if self._episode_step > 0:
-            if fault.name == "tilt":
-                # A fall: the current observation is real and the episode is over for good.
-                self._stage = "observation"
-                obs = self.builder.build(signals, self._prev_action)
-                self._stage = "reward"
-                reward, _ = self.reward_fn(signals, self._prev_action, self._prev_prev_action)
-                transitions.append(self._end_episode(obs, reward, terminal=True, stamp=signals.stamp))
-            else:
-                # Bad or stale sensors, e-stop, an exception: cut the episode at the last good observation.
-                transitions.append(self._end_episode(self._last_obs, 0.0, terminal=False, stamp=self._last_stamp))
+        transitions = [*(ended or []), *self._end_on_fault(signals, fault)]
         if self._held is None:
             # Freeze the pose once, when the fault begins: re-tracking the measured pose would let
             # the robot sag under gravity. Untrusted sensors: keep the last command we sent.
@@ -219,13 +258,10 @@ class Controller:
 
     def _act(self, signals: RobotSignals) -> TickOutput:
         first = self._episode_step == 0
-        self._stage = "observation"
-        obs = self.builder.build(signals, self._prev_action)
-        self._stage = "reward"
-        reward = 0.0 if first else self.reward_fn(signals, self._prev_action, self._prev_prev_action)[0]
+        obs, reward = self._observe(signals, first=first)
         if self._episode_step + 1 >= self.max_steps:
             self.episodes += first
-            t = self._end_episode(obs, reward, terminal=False, stamp=signals.stamp, first=first)
+            t = self._end_episode(obs, reward, terminal=False, stamp=signals.stamp, ending="time_limit", first=first)
             self._last_targets = self.safety.hold_targets(signals)
             return TickOutput(self._last_targets, [t], mode="hold", episode_ended=True)
         self._stage = "policy"

@@ -49,9 +49,23 @@ def control_health(controller, loop, *, active: bool, tick_age: float | None, st
         "explore": c.explore, "last_rejection": policies["last_rejection"],
         "bundles_refused": policies["bundles_refused"], "version_state_error": policies["state_error"],
         "validator_error": policies["validator_error"],
+        "canary": policies["canary"], "last_verdict": policies["last_verdict"],
+        "trusted_versions": ",".join(map(str, policies["trusted_versions"])),
+        "episode_return_version": _blank(policies["episode_return_version"]),
+        "episode_return_last": _blank(policies["episode_return_last"]),
+        "episode_return_mean": _blank(policies["episode_return_mean"]),
+        "episode_return_count": policies["episode_return_count"],
+        "ticks_without_command": c.ticks_without_command,
         "last_exception": c.last_exception, "loop_alive": not stalled,
         "last_tick_age_ms": "" if tick_age is None else f"{1e3 * tick_age:.1f}",
         **{k: v if isinstance(v, int) else f"{v:.3f}" for k, v in loop.stats.summary().items()},
         **{f"fault.{name}": count for name, count in sorted(c.faults.counts().items())},
     }
     return Health(level, message, values)
+
+
+def _blank(value) -> object:
+    """A figure for diagnostics: floats with 3 decimals, "" when there is none yet."""
+    if value is None:
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else value

@@ -3,7 +3,10 @@
 One JSON file per robot, ``<state_dir>/<robot_id>.json``, written atomically: the
 highest version it ever accepted (older bundles are refused, so a restart cannot
 bring an old policy back), the versions it rejected (never accepted again), and
-the operator's pin (a pinned or rolled-back version stays in charge after a restart).
+the operator's pin (a pinned or rolled-back version stays in charge after a restart), and
+what the canary needs (docs/robot_config.md#canary): the versions trusted (passed a canary or
+forced by an operator), the canary in progress with its baseline, and the returns of each
+version's recent complete episodes, so a restart forgets neither a verdict nor its evidence.
 """
 
 from __future__ import annotations
@@ -31,13 +34,53 @@ class VersionStateError(ValueError):
     """The state file exists but cannot be trusted; the message names the file and the key."""
 
 
-class VersionState(pydantic.BaseModel):
+# Versions whose recent episodes are kept (the least recently recorded ones are dropped first).
+KEPT_VERSIONS = 10
+
+
+class _Record(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
+
+class EpisodeRecord(_Record):
+    """One complete episode: its return and rows (as dreamer_core.storage.episodes counts them)."""
+
+    ret: pydantic.FiniteFloat
+    steps: pydantic.PositiveInt
+
+
+class VersionEpisodes(_Record):
+    version: pydantic.NonNegativeInt
+    episodes: list[EpisodeRecord] = []  # oldest first
+
+
+class CanaryRecord(_Record):
+    """The canary in progress: the version on trial and the trusted version it is compared with."""
+
+    version: pydantic.PositiveInt
+    baseline: pydantic.NonNegativeInt
+    imagined_reward_per_step: pydantic.FiniteFloat | None = None  # from its manifest's evaluation
+
+
+class VersionState(_Record):
     robot_id: str
     highest_accepted: pydantic.NonNegativeInt = 0
     rejected: list[pydantic.PositiveInt] = []
     pinned: pydantic.NonNegativeInt | None = None  # 0 = the initial policy
+    trusted: list[pydantic.PositiveInt] = []  # passed a canary or forced (v0 always is)
+    last_trusted: pydantic.NonNegativeInt = 0  # the trusted version that ran last: a new canary's baseline
+    canary: CanaryRecord | None = None
+    returns: list[VersionEpisodes] = []  # least recently recorded version first
+    last_verdict: str = ""
+
+    def episodes_of(self, version: int) -> list[EpisodeRecord]:
+        return next((v.episodes for v in self.returns if v.version == version), [])
+
+    def record(self, version: int, ret: float, steps: int, keep: int) -> None:
+        """Add a complete episode of ``version``, keeping its newest ``keep`` and :data:`KEPT_VERSIONS` versions."""
+        entry = next((v for v in self.returns if v.version == version), None) or VersionEpisodes(version=version)
+        entry.episodes = [*entry.episodes, EpisodeRecord(ret=ret, steps=steps)][-keep:]
+        self.returns = [*(v for v in self.returns if v.version != version), entry][-KEPT_VERSIONS:]
 
     @classmethod
     def load(cls, path: Path, robot_id: str) -> VersionState:

@@ -197,6 +197,35 @@ class TopicsConfig(_Strict):
     diagnostics: str = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
 
 
+class CanaryConfig(_Strict):
+    """A newly accepted policy version first runs as a canary (docs/robot_config.md#canary).
+
+    After ``episodes`` complete episodes the control node judges it and swaps back to the previous
+    version by itself when it failed: its mean return lies below the bootstrap interval of the
+    previous version's mean by more than the margin (the larger of ``return_margin`` standard
+    deviations of that version's returns and ``return_tolerance`` times its mean's magnitude), or
+    its realised reward per step falls short of the manifest's imagined one by more than
+    ``max_over_optimism``.
+    """
+
+    episodes: Annotated[int, Field(ge=1)] = 5  # N: complete episodes of a canary before its verdict
+    baseline_episodes: Annotated[int, Field(ge=2)] = 20  # M: complete episodes kept per version
+    min_baseline_episodes: Annotated[int, Field(ge=2)] = 5  # fewer: the return check cannot be judged
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.9  # of the bootstrap interval of the previous mean
+    bootstrap_samples: Annotated[int, Field(ge=100)] = 2000
+    return_margin: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0  # in std of previous returns
+    return_tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05  # of |previous mean return|
+    max_over_optimism: PositiveFloat = 1.0  # imagined minus realised reward per step (reward units)
+
+    @model_validator(mode="after")
+    def _windows(self) -> CanaryConfig:
+        for key in ("episodes", "min_baseline_episodes"):
+            if getattr(self, key) > self.baseline_episodes:
+                raise ValueError(f"{key} ({getattr(self, key)}) must be <= baseline_episodes "
+                                 f"({self.baseline_episodes}): only that many episodes are kept per version")
+        return self
+
+
 class RandomizationConfig(_Strict):
     """Domain randomisation ranges [low, high], sampled uniformly at every reset."""
 
@@ -241,6 +270,7 @@ class RobotConfig(_Strict):
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     trust: TrustConfig = Field(default_factory=TrustConfig)
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
     sim: SimConfig | None = None
 
     @model_validator(mode="after")

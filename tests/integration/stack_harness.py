@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -55,6 +56,17 @@ class NodeProcesses:
         for name in ("control_node", "learner_node", "replay_node", "sim_robot"):
             if name in self.procs:
                 self.stop(name, timeout=15.0)
+
+    def stop_all_once_stored(self, monitor: Monitor, timeout: float = 120.0) -> None:
+        """Stop the control node first, so every transition it published has a live replay node to land
+        in; a loaded machine can leave the replay node seconds behind, so wait until it has stored them
+        all (its `steps`), then stop the rest."""
+        self.stop("control_node")
+        published = sum(int(n) for n in re.findall(r"published (\d+) transitions", self.log("control_node")))
+        deadline = time.monotonic() + timeout
+        while int(monitor.value("replay_node", "steps", 0)) < published and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.stop_all()
 
 
 class Monitor(DiagnosticsWatcher):

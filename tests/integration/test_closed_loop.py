@@ -31,10 +31,12 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def test_closed_loop(tmp_path, ros_env):
-    # A copy of a1_sim whose trust gate lets a minutes-old model through: this test is about the
-    # plumbing (the gate's decisions are unit-tested); every decision is still logged.
+    # A copy of a1_sim whose trust gate and canary let a minutes-old model through: this test is about
+    # the plumbing (the gate's and the canary's decisions are tested elsewhere); every decision is still
+    # logged. Canaries of 2 episodes that never fail keep the versions moving forward.
     config = yaml.safe_load(resolve_config_path("a1_sim").read_text())
     config["trust"] = {"max_reward_error": 100.0, "max_continue_error": 1.0, "min_horizon_retention": 0.0}
+    config["canary"] = {"episodes": 2, "min_baseline_episodes": 2, "return_margin": 1e6, "max_over_optimism": 1e6}
     robot = tmp_path / "a1_e2e.yaml"
     robot.write_text(yaml.safe_dump(config))
     config_model = parse_robot_config(config)
@@ -134,14 +136,7 @@ def test_closed_loop(tmp_path, ros_env):
         monitor.wait_for(lambda: monitor.value("control_node", "last_rejection") == refusal, 30, "refusal of v1")
         assert int(monitor.value("control_node", "policy_version")) >= newest
     finally:
-        # Control first, so every transition it published has a live replay node to land in; a loaded
-        # machine can leave the replay node seconds behind, so wait until it has stored them all.
-        stack.stop("control_node")
-        published_total = sum(int(n) for n in re.findall(r"published (\d+) transitions", stack.log("control_node")))
-        deadline = time.monotonic() + 120
-        while int(monitor.value("replay_node", "steps", 0)) < published_total and time.monotonic() < deadline:
-            time.sleep(0.5)
-        stack.stop_all()
+        stack.stop_all_once_stored(monitor)
         monitor.close()
         rclpy.try_shutdown()
 

@@ -58,3 +58,18 @@ def test_faults_set_the_level_and_are_counted_per_name():
     ctrl.safety.latch_estop("test")
     ctrl.tick(good_readings(1), now=CONFIG.dt)
     assert health(ctrl).level == "ERROR"
+
+
+def test_canary_and_episode_returns_are_reported():
+    ctrl = ticked(good_readings(0))
+    values = health(ctrl).values
+    assert values["canary"] == "none" and values["last_verdict"] == "" and values["trusted_versions"] == ""
+    assert values["episode_return_version"] == values["episode_return_last"] == values["episode_return_mean"] == ""
+    assert values["episode_return_count"] == 0 and values["ticks_without_command"] == 0
+    ctrl.max_steps = 3
+    for i in range(1, 4):
+        ctrl.tick(good_readings(i), now=i * CONFIG.dt)  # the third row ends the episode at its time limit
+    values = health(ctrl).values
+    assert values["episode_return_version"] == 0 and values["episode_return_count"] == 1
+    assert float(values["episode_return_last"]) == float(values["episode_return_mean"]) > 0
+    assert health(ticked(None)).values["ticks_without_command"] == 1

@@ -147,7 +147,7 @@ def test_nonfinite_action_is_not_commanded(config):
     assert all(np.all(np.isfinite(o.joint_targets)) for o in outs)
 
 
-def test_hot_swap_happens_between_ticks_with_soft_start(config):
+def test_hot_swap_ends_the_episode_and_the_new_version_starts_afresh_with_soft_start(config):
     env = A1MujocoEnv(config)
     ctrl = make(config)
     drive(ctrl, env, 10)
@@ -155,20 +155,37 @@ def test_hot_swap_happens_between_ticks_with_soft_start(config):
     offered = threading.Thread(target=ctrl.policies.accept, args=(v1,))
     offered.start()
     offered.join()
-    before = env.read_signals().joint_pos
-    outs = drive(ctrl, env, 60)
-    assert ctrl.swaps == 1 and v1.resets >= 1
+    swap, *outs = drive(ctrl, env, 61)
+    # The swap tick closes v0's episode on the real observation of that tick (is_last, not terminal) and holds:
+    # every episode runs one version, so its return is that version's.
+    (last,) = swap.transitions
+    assert last.is_last and not last.is_terminal and last.policy_version == 0 and last.reward > 0
+    assert swap.mode == "hold" and swap.episode_ended and ctrl.swaps == 1 and v1.resets >= 1
     ts = [t for o in outs for t in o.transitions]
+    assert ts[0].is_first and ts[0].seq == last.seq + 1 and not any(t.is_first for t in ts[1:])
     assert all(t.policy_version == 1 for t in ts) and all(o.mode == "policy" for o in outs)
     target = ctrl.mapper.default + ctrl.mapper.scale * 0.8
     # Soft start: the first command after the swap stays near the measured pose, later ones reach the target.
+    before = swap.joint_targets
     assert np.max(np.abs(outs[0].joint_targets - before)) < np.max(np.abs(target - before))
     assert np.allclose(outs[-1].joint_targets, np.clip(target, ctrl.safety.limits.lower,
                                                        ctrl.safety.limits.upper), atol=1e-6)
     v2 = FixedPolicy(2, -0.5)
     ctrl.policies.accept(v2)
-    out = drive(ctrl, env, 1)[0]
-    assert ctrl.swaps == 2 and out.transitions[0].policy_version == 2 and v2.first_flags == [False]
+    end, start = drive(ctrl, env, 2)
+    assert ctrl.swaps == 2 and [t.policy_version for t in end.transitions] == [1] and end.transitions[0].is_last
+    assert start.transitions[0].policy_version == 2 and start.transitions[0].is_first and v2.first_flags == [True]
+
+
+def test_a_swap_on_a_faulty_tick_ends_the_episode_as_the_fault_does_in_the_old_version(config):
+    env = A1MujocoEnv(config)
+    ctrl = make(config)
+    drive(ctrl, env, 5)
+    ctrl.policies.accept(FixedPolicy(1, 0.2))
+    out = ctrl.tick(None, now=1.0)  # a required topic went silent on the swap tick
+    (last,) = out.transitions
+    assert out.fault == "stale_sensor" and last.is_last and last.policy_version == 0 and ctrl.policy_version == 1
+    assert ctrl.tick(None, now=1.02).transitions == []
 
 
 def test_rate_limit_bounds_target_steps(config):

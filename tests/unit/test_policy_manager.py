@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import threading
 
 import deploy_helpers as helpers
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from thread_hammer import hammer
 
 from dreamer_core.control import PolicyManager, VersionStateError
 from dreamer_core.deploy import BundleRejected, PolicyRuntime, build_bundle
@@ -128,13 +128,13 @@ def test_pin_needs_a_held_version(state):
     assert pm.rollback(1) == (False, "v1 is not older than the running v1; use ~/pin_policy to move forward")
 
 
-def test_reject_active_swaps_back_at_the_next_tick_and_forever(state):
+def test_blocking_the_running_version_swaps_back_at_the_next_tick_and_forever(state):
     pm = PolicyManager("a1_sim", state_path=state)
     deliver(pm, 1)
     assert running(pm) == 1
     deliver(pm, 2)
     assert running(pm) == 2
-    assert pm.reject_active("canary failed") == 2
+    assert pm.block(2, "it limps") == (True, "v2 rejected; v1 runs from the next tick")
     switch = pm.take_switch()
     assert switch.version == 1 and pm.status()["rejected_versions"] == [2]
     deliver(pm, 2)
@@ -147,13 +147,14 @@ def test_reject_active_swaps_back_at_the_next_tick_and_forever(state):
     assert running(restarted) == 3
 
 
-def test_reject_with_nothing_before_falls_back_to_the_initial_policy(state):
+def test_block_with_nothing_before_falls_back_to_the_initial_policy(state):
     pm = PolicyManager("a1_sim", state_path=state)
-    assert pm.reject_active("nothing runs") is None
+    assert pm.block(0) == (False, "v0 is the initial policy: it cannot be blocked")
     deliver(pm, 1)
     running(pm)
-    assert pm.reject_active("bad") == 1
+    assert pm.block(1)[0]
     assert pm.take_switch().runtime is None
+    assert pm.block(1) == (True, "v1 is already rejected")
 
 
 @pytest.mark.parametrize("content, key", [
@@ -228,20 +229,7 @@ def test_concurrent_offers_services_rejections_and_ticks(state):
     """Many threads hammer one manager; the invariants hold and nothing raises."""
     pm = PolicyManager("a1_sim", state_path=state, history=3)
     pm.start_validator(fake_load)
-    stop = threading.Event()
-    errors: list[BaseException] = []
     switches: list[int] = []
-
-    def guarded(body):
-        def run():
-            rng = random.Random(threading.get_ident())
-            while not stop.is_set():
-                try:
-                    body(rng)
-                except BaseException as exc:  # any exception fails the test
-                    errors.append(exc)
-                    return
-        return threading.Thread(target=run)
 
     def publisher(rng):
         pm.offer(FakeBundle(rng.randint(1, 60)))
@@ -259,20 +247,14 @@ def test_concurrent_offers_services_rejections_and_ticks(state):
 
     def robot(rng):
         if rng.random() < 0.01:
-            pm.reject_active("canary")
+            pm.block(pm.status()["active_version"])
 
     def control(rng):
         switch = pm.take_switch()
         if switch is not None:
             switches.append(switch.version)
 
-    threads = [guarded(f) for f in (publisher, publisher, operator, robot, control)]
-    for t in threads:
-        t.start()
-    stop.wait(3.0)
-    stop.set()
-    for t in threads:
-        t.join()
+    errors = hammer([publisher, publisher, operator, robot, control])
     pm.close()
     assert not errors, errors
     assert switches, "the control thread never saw a switch"

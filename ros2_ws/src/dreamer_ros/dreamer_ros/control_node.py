@@ -3,7 +3,8 @@
 Only ROS wiring: sensor messages are cached and copied into SensorReadings, a
 fixed-rate thread calls `dreamer_core.control.Controller.tick` and publishes the
 joint command and the Transitions, and bundles and operator services go to the
-`PolicyManager`. Every decision lives in dreamer_core.control.
+`PolicyManager`, whose decisions (canary verdicts, rollbacks, overrides) a timer
+writes and publishes as PolicyEvents. Every decision lives in dreamer_core.control.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
+from dreamer_msgs.msg import PolicyEvent as PolicyEventMsg
 from dreamer_msgs.msg import Transition as TransitionMsg
-from dreamer_msgs.srv import PinPolicy, Rollback
+from dreamer_msgs.srv import PinPolicy, PolicyOverride, Rollback
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -39,6 +41,8 @@ from dreamer_ros.spin import run_node
 
 # Longest wait at stop for the replay node to acknowledge the last transitions (launch's SIGTERM comes at 5 s).
 ACK_WAIT_S = 2.0
+# How often the policy manager's state is written and its decisions published (a rollback is seen within this).
+POLICY_EVENT_PERIOD_S = 0.1
 PARAMETERS = {
     "autostart": True, "explore": True, "initial_policy": "random", "initial_policy_amplitude": 0.3,
     "public_key": "", "allow_unsigned": False, "max_bundle_bytes": 64 * 2**20, "reset_service": "",
@@ -85,7 +89,8 @@ class ControlNode(LifecycleNode):
     def _configure(self) -> None:
         cfg, topics = self.config, self.config.topics
         state_dir = Path(self._param("state_dir")).expanduser() if self._param("state_dir") else default_state_dir()
-        self.policies = PolicyManager(cfg.robot_id, state_path=state_file(state_dir, cfg.robot_id), log=self._log)
+        self.policies = PolicyManager(cfg.robot_id, state_path=state_file(state_dir, cfg.robot_id),
+                                      canary=cfg.canary, log=self._log)
         session_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         initial = InitialPolicy(cfg.act_dim, mode=self._param("initial_policy"),
                                 amplitude=self._param("initial_policy_amplitude"), seed=self._param("seed"))
@@ -114,13 +119,17 @@ class ControlNode(LifecycleNode):
         self._cmd_pub = self.create_publisher(Float64MultiArray, topics.command, qos.COMMAND)
         self._transition_pub = self.create_publisher(TransitionMsg, topics.transitions, qos.TRANSITION)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.diagnostics, 10)
+        self._event_pub = self.create_publisher(PolicyEventMsg, topics.policy_events, qos.POLICY_EVENT)
         self.create_service(PinPolicy, "~/pin_policy", self._on_pin)
         self.create_service(Rollback, "~/rollback", self._on_rollback)
+        self.create_service(PolicyOverride, "~/force_policy", partial(self._on_override, self.policies.force))
+        self.create_service(PolicyOverride, "~/block_policy", partial(self._on_override, self.policies.block))
         self.create_service(Trigger, "~/clear_estop", self._on_clear_estop)
         self.create_service(SetBool, "~/set_exploration", self._on_set_exploration)
         reset_name = self._param("reset_service")
         self._reset_client = self.create_client(Trigger, reset_name) if reset_name else None
         self.create_timer(1.0, self._publish_diagnostics)
+        self.create_timer(POLICY_EVENT_PERIOD_S, self._publish_policy_events)
         self.policies.start_validator(self._load_bundle)
         self.get_logger().info(f"configured for robot {cfg.robot_id}, session {session_id}, {1 / cfg.dt:.0f} Hz; "
                                f"policy versions in {state_file(state_dir, cfg.robot_id)}")
@@ -147,6 +156,7 @@ class ControlNode(LifecycleNode):
             return
         self.policies.close(timeout=1.0)
         last = self.controller.end_session()
+        self._publish_policy_events()
         if last is not None:
             self._transition_pub.publish(transition_to_msg(last, self.get_clock().now().to_msg()))
         # The publisher's queue dies with this process: give the replay node a moment to receive the tail.
@@ -256,6 +266,21 @@ class ControlNode(LifecycleNode):
     def _on_rollback(self, request, response):
         response.success, response.message = self.policies.rollback(request.version)
         return response
+
+    def _on_override(self, decide, request, response):
+        response.success, response.message = decide(request.version, request.reason)
+        return response
+
+    # -- policy events -----------------------------------------------------------------
+
+    def _publish_policy_events(self) -> None:
+        events = self.policies.take_events()
+        self.policies.flush()  # a decision is written before it is announced
+        for event in events:
+            msg = PolicyEventMsg(robot_id=self.config.robot_id, version=event.version, event=event.event,
+                                 reason=event.reason, values_json=event.values_json())
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self._event_pub.publish(msg)
 
     # -- diagnostics -------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from dreamer_core.robots.config import RobotConfig, TopicsConfig
 from dreamer_ros.stacks import NodeSpec, absolute_namespace
 
 # Services of control_node that change what the robot does: only the operator enclave may call them.
-OPERATOR_SERVICES = ("pin_policy", "rollback", "clear_estop", "set_exploration")
+OPERATOR_SERVICES = ("pin_policy", "rollback", "force_policy", "block_policy", "clear_estop", "set_exploration")
 # What a lifecycle node serves and publishes besides its own interfaces (rclpy.lifecycle).
 LIFECYCLE_SERVICES = ("change_state", "get_state", "get_available_states", "get_available_transitions",
                       "get_transition_graph")
