@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 
+from dreamer_core.deploy import generate_keypair
 from dreamer_core.robots.config import load_robot_config
-from dreamer_ros.stacks import STACKS, ensure_signing_keys, stack_nodes
+from dreamer_ros.stacks import STACKS, stack_nodes
 
 pytestmark = pytest.mark.ros
 
@@ -86,7 +87,8 @@ def test_launch_ros_builds_the_same_nodes(tmp_path):
 
     description = stack_launch_description("offboard")
     context = launch.LaunchContext()
-    context.launch_configurations.update({"run_dir": str(tmp_path)})
+    generate_keypair(tmp_path / "keys")
+    context.launch_configurations.update({"run_dir": str(tmp_path), "keys_dir": str(tmp_path / "keys")})
     nodes = []
     for entity in description.entities:
         for sub in entity.visit(context) or []:
@@ -102,7 +104,8 @@ LAUNCH_RUNNER = textwrap.dedent("""
 
     service = LaunchService()
     service.include_launch_description(IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(sys.argv[1]), launch_arguments={"run_dir": sys.argv[2]}.items()))
+        PythonLaunchDescriptionSource(sys.argv[1]),
+        launch_arguments={"run_dir": sys.argv[2], "keys_dir": sys.argv[3]}.items()))
     sys.exit(service.run())
 """)
 
@@ -115,9 +118,10 @@ def test_ros2_launch_runs_the_sim_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path,
 
     run_dir, log = tmp_path / "run", tmp_path / "launch.log"
     env = {**ros_env, "ROS_LOG_DIR": str(tmp_path / "ros_log")}
+    keys, _ = generate_keypair(tmp_path / "keys")
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", LAUNCH_RUNNER, str(REPO / "launch" / "sim.launch.py"),
-                                 str(run_dir)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                 str(run_dir), str(keys.parent)], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # its own process group, as a terminal gives it
     try:
         deadline = time.monotonic() + 300
@@ -160,7 +164,7 @@ def stored_steps(run_dir: Path) -> int:
     ("onboard", "control_node", "configured for robot"),
 ])
 def test_runner_stops_the_stack_on_ctrl_c_without_a_traceback(stack, node, ready, tmp_path, ros_env):
-    keys = ensure_signing_keys(tmp_path / "keys")
+    keys = generate_keypair(tmp_path / "keys")[0].parent
     env = {**ros_env, "XDG_STATE_HOME": str(tmp_path / "state")}  # the onboard control node's default state_dir
     command = [sys.executable, "-m", "dreamer_ros.stack_launcher", stack, "--run-dir", str(tmp_path),
                "--keys-dir", str(keys)]

@@ -22,9 +22,9 @@ from dreamer_msgs.msg import Transition
 from stack_harness import CONFIG_DIR, NodeProcesses
 from std_srvs.srv import Trigger
 
+from dreamer_core.deploy import generate_keypair
 from dreamer_ros import keystore, qos
 from dreamer_ros.stack_launcher import stop_process
-from dreamer_ros.stacks import ensure_signing_keys
 
 pytestmark = pytest.mark.ros
 
@@ -55,7 +55,7 @@ def reached_security(nodes: NodeProcesses, name: str) -> bool:
 
 def test_secured_nodes_are_unreachable_without_an_enclave(store, tmp_path, ros_env):
     nodes = NodeProcesses(tmp_path / "run", ros_env, robot="a1_sim", namespace=NS,
-                          keys_dir=ensure_signing_keys(tmp_path / "keys"))
+                          keys_dir=generate_keypair(tmp_path / "keys")[0].parent)
     specs = [nodes.specs["replay_node"], nodes.specs["control_node"]]
     env, warnings = keystore.use_keystore(store, specs, robot="a1_sim", stack="sim", namespace=NS)
     assert warnings == []
