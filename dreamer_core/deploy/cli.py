@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dreamer-policy``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    # `push ... --ros-args ...`: the ROS arguments are rclpy's, passed on untouched.
+    args = build_parser().parse_args(argv[:argv.index("--ros-args")] if "--ros-args" in argv else argv)
     if args.command == "push":
         return push(argv[1:])  # no option precedes the command
     try:

@@ -1,7 +1,5 @@
-"""The session report of a run directory (`dreamer-report RUN_DIR`, docs/report.md) and what
-dreamer-stack records during a run for it (:mod:`dreamer_core.report.run_record`)."""
+"""The session report of a run directory (`dreamer-report RUN_DIR`, docs/report.md: `page`, drawn by
+`plots` from `run_data`) and what dreamer-stack records during a run for it (`run_record`).
 
-from dreamer_core.report.page import write_report
-from dreamer_core.report.run_layout import RunLayout
-
-__all__ = ["RunLayout", "write_report"]
+Nothing is imported here: the recorder runs on a robot without matplotlib, the report needs it.
+"""

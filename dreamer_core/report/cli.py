@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.run_dir} is not a directory; give a run directory written by dreamer-stack",
               file=sys.stderr)
         return 1
-    from dreamer_core.report import write_report  # matplotlib loads here, after the arguments are checked
+    from dreamer_core.report.page import write_report  # matplotlib loads here, after the arguments are checked
 
     try:
         path = write_report(args.run_dir, args.out)

@@ -3,12 +3,14 @@
 - ``diagnostics.jsonl``: a snapshot of every node's newest ``/diagnostics`` values at each
   progress line (the report's control-timing histograms come from here);
 - ``policy_events.jsonl``: the robot's decisions about policy versions (``PolicyEvent``);
-- ``tensorboard/``: what the robot really did, beside the learner's own events: real return per
-  episode (``real/episode_return``) and per version (``real/episode_return_by_version/vNNNN``),
-  the learner's gate decisions (``policy/promoted_version``, ``policy/held_back_version`` by
-  update), the robot's policy events (``robot/<event>``) and control timing (``control/*`` by tick).
+- ``tensorboard/`` (where TensorBoard is installed: the learner host): what the robot really did,
+  beside the learner's own events: real return per episode (``real/episode_return``) and per
+  version (``real/episode_return_by_version/vNNNN``), the learner's gate decisions
+  (``policy/promoted_version``, ``policy/held_back_version`` by update), the robot's policy events
+  (``robot/<event>``) and control timing (``control/*`` by tick).
 
-Nothing here needs ROS: the launcher hands in plain dicts.
+Nothing here needs ROS, torch or matplotlib: the launcher hands in plain dicts, and the onboard
+stack records the JSON lines only (``tensorboard=False``).
 """
 
 from __future__ import annotations
@@ -31,16 +33,20 @@ CONTROL_SCALARS = ("latency_p50_ms", "latency_p99_ms", "jitter_p50_ms", "jitter_
 class RunRecorder:
     """Records one run's diagnostics, policy events and TensorBoard scalars (see the module docstring)."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True):
         self.layout = RunLayout(Path(run_dir))
         self.layout.launcher.mkdir(parents=True, exist_ok=True)
         for log in (self.layout.diagnostics_log, self.layout.policy_events_log):
             log.touch()  # present from the start: an empty log means "nothing received", not "not recorded"
-        self._tensorboard = ScalarWriter(self.layout.launcher_tensorboard)
+        self._tensorboard = ScalarWriter(self.layout.launcher_tensorboard) if tensorboard else None
         self._store: ReplayStore | None = None
         self._episodes_seen: set[tuple[str, str, int]] = set()
         self._decisions_seen: set[tuple[int, int]] = set()
         self._events = 0
+
+    def _scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.add(tag, value, step, wall_time=wall_time)
 
     @staticmethod
     def _append(path: Path, record: dict) -> None:
@@ -58,7 +64,7 @@ class RunRecorder:
         except (KeyError, ValueError):  # not seen yet, or a node that does not report these
             return
         for key, value in values.items():
-            self._tensorboard.add(f"control/{key}", value, ticks, wall_time=now)
+            self._scalar(f"control/{key}", value, ticks, wall_time=now)
 
     def policy_event(self, stamp: float, robot_id: str, version: int, event: str, reason: str,
                      values_json: str = "") -> None:
@@ -66,7 +72,7 @@ class RunRecorder:
         self._append(self.layout.policy_events_log, {"time": stamp, "robot_id": robot_id, "version": version,
                                                      "event": event, "reason": reason, "values": values_json})
         self._events += 1
-        self._tensorboard.add(f"robot/{event}", version, self._events, wall_time=stamp or None)
+        self._scalar(f"robot/{event}", version, self._events, wall_time=stamp or None)
 
     def replay(self) -> int:
         """Log the real return of every complete episode not logged yet; returns how many were new."""
@@ -86,9 +92,9 @@ class RunRecorder:
                 continue
             self._episodes_seen.add(key)
             step, wall_time = len(self._episodes_seen), e.end_stamp or None
-            self._tensorboard.add("real/episode_return", e.ret, step, wall_time=wall_time)
+            self._scalar("real/episode_return", e.ret, step, wall_time=wall_time)
             if not e.mixed_versions:
-                self._tensorboard.add(f"real/episode_return_by_version/v{e.policy_version:04d}", e.ret, step,
+                self._scalar(f"real/episode_return_by_version/v{e.policy_version:04d}", e.ret, step,
                                       wall_time=wall_time)
             new += 1
         return new
@@ -107,12 +113,13 @@ class RunRecorder:
                 continue
             self._decisions_seen.add((version, update))
             tag = "policy/promoted_version" if promoted else "policy/held_back_version"
-            self._tensorboard.add(tag, version, update, wall_time=stamp)
+            self._scalar(tag, version, update, wall_time=stamp)
             new += 1
         return new
 
     def close(self) -> None:
-        self._tensorboard.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -15,10 +15,10 @@ import pytest
 
 from dreamer_core.control.timing import TickStats
 from dreamer_core.deploy import generate_keypair
-from dreamer_core.report import RunLayout, write_report
 from dreamer_core.report.cli import main as report_main
-from dreamer_core.report.page import SECTIONS
+from dreamer_core.report.page import SECTIONS, write_report
 from dreamer_core.report.run_data import load_run
+from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.report.run_record import RunRecorder
 from dreamer_core.report.tensorboard_scalars import read_scalars
 from dreamer_core.robots.config import load_robot_config

@@ -4,7 +4,9 @@
 control node on /diagnostics, publishes the bundle on the robot's bundle topic (reliable,
 transient local, as the learner does) and reads the verdict from the control node's
 diagnostics: the version among `held_versions` (or running) = accepted; a new refusal whose
-`last_rejection` names the version = refused. Exit status: 0 accepted, 1 refused or not pushed,
+`last_rejection` names the version = refused. The control node is found by its namespace (in the
+ROS graph) and its robot_id (the status's hardware_id), so robot_ids must be unique on one graph.
+Exit status: 0 accepted, 1 refused or not pushed,
 2 no robot answered in time.
 """
 
@@ -26,6 +28,7 @@ from dreamer_core.deploy.cli import add_push_arguments
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_to_msg
 from dreamer_ros.params import load_installed_robot_config
+from dreamer_ros.stacks import absolute_namespace
 
 ACCEPTED, REFUSED, NO_ANSWER = 0, 1, 2
 # Where a refusal's reason code is explained.
@@ -66,8 +69,9 @@ class Pusher:
     """A short-lived operator node in the robot's namespace: watches the control node, publishes once."""
 
     def __init__(self, config, namespace: str, robot_id: str):
+        self.namespace = absolute_namespace(namespace) or "/"
         # operator*: the node names the SROS2 operator enclave covers (dreamer_ros.ros_graph).
-        self.node = rclpy.create_node(f"operator_policy_push_{os.getpid()}", namespace=namespace)
+        self.node = rclpy.create_node(f"operator_policy_push_{os.getpid()}", namespace=self.namespace)
         self.robot_id = robot_id
         self.status: RobotStatus | None = None
         self.topic = self.node.resolve_topic_name(config.topics.policy_bundles)
@@ -84,12 +88,16 @@ class Pusher:
                 except (KeyError, ValueError):  # a control node that does not report these keys
                     continue
 
+    def control_node_present(self) -> bool:
+        """A control node runs in the robot's namespace (/diagnostics itself is shared by every robot)."""
+        return ("control_node", self.namespace) in self.node.get_node_names_and_namespaces()
+
     def wait_for_status(self, deadline: float) -> RobotStatus | None:
-        """The next control-node status to arrive, or None at the deadline."""
+        """The next status of the robot's control node to arrive, or None at the deadline."""
         self.status = None
         while time.monotonic() < deadline:
             rclpy.spin_once(self.node, timeout_sec=0.1)
-            if self.status is not None:
+            if self.status is not None and self.control_node_present():
                 return self.status
         return None
 
@@ -111,8 +119,8 @@ def push(args: argparse.Namespace) -> int:
     pusher = Pusher(config, args.namespace, bundle.robot_id)
     before = pusher.wait_for_status(deadline)
     if before is None:
-        print(f"no answer: no control node of robot {bundle.robot_id!r} reported on {pusher.diagnostics} within "
-              f"{args.timeout:g} s (is it running, in this ROS_DOMAIN_ID, with namespace {args.namespace or '/'}?)",
+        print(f"no answer: no control node of robot {bundle.robot_id!r} in namespace {pusher.namespace} reported on "
+              f"{pusher.diagnostics} within {args.timeout:g} s (is it running, in this ROS_DOMAIN_ID?)",
               file=sys.stderr)
         return NO_ANSWER
     if before.holds(bundle.version):

@@ -175,20 +175,7 @@ class DiagnosticsWatcher:
         return events
 
     def line(self) -> str:
-        """The progress line: what runs and how well, the learner's last decision, the counters."""
-        latest = self.snapshot()
-        c, r, learner = (latest.get(name, {}) for name in ("control_node", "replay_node", "learner_node"))
-        canary = c.get("canary", "none") or "none"
-        running = f"policy v{_text(c, 'policy_version')}" + ("" if canary == "none" else f" (canary {canary})")
-        mean = _text(c, "episode_return_mean", number=True)
-        real = f"return {mean}" + ("" if mean == "-" else f" (v{_text(c, 'episode_return_version')}, last 10)")
-        decision = _text(learner, "last_decision")
-        reason = learner.get("last_decision_reason", "")
-        if decision != "-" and reason:
-            decision += f": {reason[:REASON_CHARS]}{'…' if len(reason) > REASON_CHARS else ''}"
-        return (f"{running} | {real} | last decision: {decision} | episodes {_count(c, 'episodes')} "
-                f"swaps {_count(c, 'swaps')} watchdog {_text(c, 'watchdog')} | replay {_count(r, 'steps')} steps "
-                f"| learner {_count(learner, 'updates')} updates")
+        return progress_line(self.snapshot())
 
     def close(self) -> None:
         import rclpy
@@ -199,6 +186,23 @@ class DiagnosticsWatcher:
         self.node.destroy_node()
         if self._owns_context:
             rclpy.try_shutdown()
+
+
+def progress_line(latest: dict[str, dict[str, str]]) -> str:
+    """The progress line from the newest diagnostics per node: what runs and how well it does, the
+    learner's last decision and why, the counters; "-" for what a node has not reported (yet)."""
+    c, r, learner = (latest.get(name, {}) for name in ("control_node", "replay_node", "learner_node"))
+    canary = c.get("canary", "none") or "none"
+    running = f"policy v{_text(c, 'policy_version')}" + ("" if canary == "none" else f" (canary {canary})")
+    mean = _text(c, "episode_return_mean", number=True)
+    real = f"return {mean}" + ("" if mean == "-" else f" (v{_text(c, 'episode_return_version')}, last 10)")
+    decision = _text(learner, "last_decision")
+    reason = learner.get("last_decision_reason", "")
+    if decision != "-" and reason:
+        decision += f": {reason[:REASON_CHARS]}{'…' if len(reason) > REASON_CHARS else ''}"
+    return (f"{running} | {real} | last decision: {decision} | episodes {_count(c, 'episodes')} "
+            f"swaps {_count(c, 'swaps')} watchdog {_text(c, 'watchdog')} | replay {_count(r, 'steps')} steps "
+            f"| learner {_count(learner, 'updates')} updates")
 
 
 def _text(values: dict[str, str], key: str, number: bool = False) -> str:
@@ -338,7 +342,7 @@ def record(recorder: RunRecorder, watcher: DiagnosticsWatcher, replay: bool) -> 
 
 
 def write_session_report(run_dir: Path) -> bool:
-    from dreamer_core.report import write_report
+    from dreamer_core.report.page import write_report  # matplotlib: only where a report is written
 
     try:
         path = write_report(run_dir)
@@ -372,7 +376,9 @@ def main(argv=None) -> int:
         print("[dreamer-stack] interrupted before any node started", file=sys.stderr)
         return 130
     stack = Stack(specs, run_dir)
-    recorder = RunRecorder(run_dir)
+    # The robot computer has no TensorBoard: there only the JSON lines (its timing reaches the learner
+    # host's runner on /diagnostics too).
+    recorder = RunRecorder(run_dir, tensorboard=args.stack in SIGNING_STACKS)
     # docker stop / systemd send SIGTERM: stop the nodes as cleanly as on Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
