@@ -49,6 +49,14 @@ def _figure(height: float = 4.0, panels: int = 1) -> tuple[Figure, list]:
     return figure, list(np.atleast_1d(figure.subplots(1, panels)))
 
 
+def _label(ax, title: str, xlabel: str = "", ylabel: str = "", legend_outside: bool = False) -> None:
+    """Titles, a light grid and (outside the axes, right) a legend."""
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    if legend_outside:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
 def _time(stamp: float) -> datetime:
     return datetime.fromtimestamp(stamp)
 
@@ -92,11 +100,8 @@ def return_over_time(data: RunData) -> Figure | NoData:
             ax.axvline(x, color=colour, linestyle=style, linewidth=1.2, zorder=2)
             ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
                         fontsize=8, color=colour)
-    ax.set_xlabel("real steps recorded (robot experience)")
-    ax.set_ylabel("episode return (real)")
-    ax.set_title("Real return per episode (lines: green promoted, grey dotted held back, red dashed rolled back)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _label(ax, "Real return per episode (lines: green promoted, grey dotted held back, red dashed rolled back)",
+           "real steps recorded (robot experience)", "episode return (real)", legend_outside=True)
     return figure
 
 
@@ -192,11 +197,8 @@ def world_model_losses(data: RunData) -> Figure | NoData:
         positive &= bool(np.all(series.values > 0))
     if positive:
         ax.set_yscale("log")
-    ax.set_xlabel("update")
-    ax.set_ylabel("loss")
-    ax.set_title("World-model losses over updates (world_model = the weighted sum)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _label(ax, "World-model losses over updates (world_model = the weighted sum)", "update", "loss",
+           legend_outside=True)
     return figure
 
 

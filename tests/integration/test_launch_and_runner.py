@@ -285,3 +285,15 @@ def test_progress_line_shows_real_return_version_and_last_decision():
     assert progress_line(latest) == (
         "policy v3 (canary v4 2/5 episodes) | return 812.46 (v3, last 10) | last decision: v4 held back: "
         + "x" * 90 + "… | episodes 41 swaps 2 watchdog ok | replay 996 steps | learner 120 updates")
+
+
+def test_learner_node_with_a_missing_key_names_it_and_the_command(tmp_path, ros_env):
+    exe = Path(get_package_prefix("dreamer_ros")) / "lib/dreamer_ros/learner_node"
+    missing = tmp_path / "typo" / "policy_signing.key"
+    result = subprocess.run([str(exe), "--ros-args", "-p", f"private_key:={missing}", "-p",
+                             f"run_dir:={tmp_path / 'learner'}", "-p", f"replay_dir:={tmp_path / 'replay'}"],
+                            capture_output=True, text=True, timeout=180, env=ros_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"[learner_node] cannot start: signing key {missing} not found" in result.stderr
+    assert "dreamer-policy keygen" in result.stderr and "Traceback" not in result.stderr
+    assert not missing.parent.exists()  # no key was made
