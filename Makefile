@@ -9,6 +9,8 @@ STAMP_WS := ros2_ws/install/.built
 WS_SOURCES := $(shell find ros2_ws/src -type f -not -path '*/__pycache__/*' 2>/dev/null)
 RUN := source scripts/env.sh &&
 MINUTES ?= 5
+# The demo's policy signing keys: made once by `dreamer-policy keygen`, never by the stack itself.
+KEYS_DIR ?= runs/keys
 # launch/launch_ros wheels for the launch tests only (no PyPI wheels exist); used when present.
 LAUNCH_DEPS := ../shared/ros2-launch
 HAVE_LAUNCH := $(wildcard $(LAUNCH_DEPS)/wheels)
@@ -19,8 +21,10 @@ STAMP_LAUNCH := $(VENV)/.launch-installed
 
 help:
 	@echo "make setup  - create/refresh .venv from pinned versions and colcon-build ros2_ws"
-	@echo "make test   - setup, then ruff, hadolint and the full pytest suite (unit, ROS integration, end-to-end)"
-	@echo "make demo   - setup, then run the simulated A1 learning loop (MINUTES=$(MINUTES))"
+	@echo "make test   - setup, then ruff, hadolint and the full pytest suite (unit, ROS integration, end-to-end);"
+	@echo "              the report test opens the page in headless Chromium (Debian package chromium, which"
+	@echo "              .ci/run installs) and skips, saying so, where it is missing"
+	@echo "make demo   - setup, then run the simulated A1 learning loop (MINUTES=$(MINUTES)) and print the report's path"
 	@echo "make bench  - setup, then run every benchmark in bench/ (not part of CI)"
 	@echo "make clean  - remove .venv and the colcon build"
 
@@ -67,7 +71,8 @@ test: lint
 	@$(RUN) python -m pytest tests
 
 demo: setup
-	@$(RUN) dreamer-stack sim --minutes $(MINUTES)
+	@test -f $(KEYS_DIR)/policy_signing.key || $(RUN) dreamer-policy keygen --out $(KEYS_DIR)
+	@$(RUN) dreamer-stack sim --minutes $(MINUTES) --keys-dir $(KEYS_DIR)
 
 bench: setup
 	@for b in bench/*.py; do echo "[bench] $$b"; $(RUN) python $$b; done

@@ -28,13 +28,13 @@ from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
 
 from dreamer_core.algorithms.agent import Agent
 from dreamer_core.config import load_agent_config
-from dreamer_core.deploy import build_bundle, load_private_key
+from dreamer_core.deploy import build_bundle, generate_keypair, load_private_key
 from dreamer_core.deploy.export import export_agent
 from dreamer_core.robots.config import load_robot_config
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_to_msg
 from dreamer_ros.stack_launcher import DiagnosticsWatcher, Stack
-from dreamer_ros.stacks import ensure_signing_keys, stack_nodes
+from dreamer_ros.stacks import stack_nodes
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", "142")
     run_dir = Path(tempfile.mkdtemp(prefix="bench_control_loop_"))
-    keys = ensure_signing_keys(run_dir / "keys")
+    keys = generate_keypair(run_dir / "keys")[0].parent
     specs = stack_nodes("sim", robot="a1_sim", config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
                         run_dir=run_dir, keys_dir=keys)
     for spec in specs:

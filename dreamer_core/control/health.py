@@ -59,6 +59,7 @@ def control_health(controller, loop, *, active: bool, tick_age: float | None, st
         "last_exception": c.last_exception, "loop_alive": not stalled,
         "last_tick_age_ms": "" if tick_age is None else f"{1e3 * tick_age:.1f}",
         **{k: v if isinstance(v, int) else f"{v:.3f}" for k, v in loop.stats.summary().items()},
+        **loop.stats.histograms(),
         **{f"fault.{name}": count for name, count in sorted(c.faults.counts().items())},
     }
     return Health(level, message, values)

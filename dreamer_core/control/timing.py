@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from collections import deque
 from collections.abc import Callable
 
 import numpy as np
+
+# Upper bin edges (ms, 1-2-5 steps) of the tick-time histograms; a last bin takes everything above.
+HISTOGRAM_EDGES_MS = (*(m * 10.0**e for e in range(-2, 3) for m in (1, 2, 5)), 1000.0)
+
+
+class TickHistogram:
+    """Counts of tick times in the fixed bins of :data:`HISTOGRAM_EDGES_MS`, since start (a report
+    adds up whole sessions; the rolling windows of :class:`TickStats` forget)."""
+
+    def __init__(self):
+        self._edges_s = [edge * 1e-3 for edge in HISTOGRAM_EDGES_MS]
+        self.counts = [0] * (len(HISTOGRAM_EDGES_MS) + 1)
+
+    def add(self, seconds: float) -> None:
+        self.counts[bisect.bisect_right(self._edges_s, seconds)] += 1
+
+    def text(self) -> str:
+        """The counts as comma-separated integers (a diagnostics value)."""
+        return ",".join(map(str, self.counts))
 
 
 class TickStats:
@@ -21,6 +41,8 @@ class TickStats:
         self.period = period
         self.latencies = deque(maxlen=window)
         self.jitters = deque(maxlen=window)
+        self.latency_histogram = TickHistogram()
+        self.jitter_histogram = TickHistogram()
         self.ticks = 0
         self.missed_deadlines = 0
         self._last_start: float | None = None
@@ -30,8 +52,10 @@ class TickStats:
         if lateness > self.period:
             self.missed_deadlines += 1
         self.latencies.append(finished - started)
+        self.latency_histogram.add(finished - started)
         if self._last_start is not None:
             self.jitters.append(abs((started - self._last_start) - self.period))
+            self.jitter_histogram.add(self.jitters[-1])
         self._last_start = started
         self.ticks += 1  # last: a reader that sees the new count sees the tick's numbers
 
@@ -48,6 +72,11 @@ class TickStats:
             "jitter_p99_ms": float(np.percentile(jit, 99) * 1e3),
             "jitter_max_ms": float(jit.max() * 1e3),
         }
+
+    def histograms(self) -> dict[str, str]:
+        """Latency and jitter counts per bin since start, with the bin edges (diagnostics values)."""
+        return {"histogram_edges_ms": ",".join(f"{edge:g}" for edge in HISTOGRAM_EDGES_MS),
+                "latency_histogram": self.latency_histogram.text(), "jitter_histogram": self.jitter_histogram.text()}
 
 
 class FixedRateLoop:

@@ -1,13 +1,16 @@
-"""``dreamer-policy``: create signing keys, sign, verify and inspect policy bundle files.
+"""``dreamer-policy``: create signing keys, export, sign, verify, inspect and push policy bundles.
 
 Exit status: 0 success, 1 a refused bundle or an unusable input (the message says why),
-2 bad command-line usage.
+2 bad command-line usage. ``push``: 0 the robot accepted the bundle, 1 it refused it (or it
+was not pushed), 2 no robot answered in time or ROS 2 is not available.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +45,46 @@ def _sign(args: argparse.Namespace) -> None:
         f"signed policy version {bundle.version} for {bundle.robot_id} -> {out} "
         f"(key {key_fingerprint(key.public_key())})"
     )
+
+
+def _export(args: argparse.Namespace) -> None:
+    from dreamer_core.deploy.from_checkpoint import bundle_from_checkpoint  # torch: learner side only
+
+    key = load_private_key(args.key)
+    robot = load_robot_config(args.robot_config)
+    bundle = bundle_from_checkpoint(args.checkpoint, robot, key, version=args.version)
+    out = save_bundle_file(bundle, args.out)
+    m = parse_manifest(bundle.manifest_json)
+    print(f"exported policy version {bundle.version} for {bundle.robot_id} (update {m.training_step}, preset "
+          f"{m.model_preset}) -> {out}, signed by {key_fingerprint(key.public_key())} and checked as a robot would")
+
+
+# The module that publishes a bundle and waits for the robot (ROS 2; dreamer_core itself never imports ROS).
+PUSH_MODULE = "dreamer_ros.policy_push"
+
+
+def add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `dreamer-policy push` (also parsed by dreamer_ros.policy_push)."""
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--namespace", default="", help="the robot's namespace (as given to its stack)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to wait for the robot's verdict, from the start (default 30)")
+    parser.add_argument("--robot-config",
+                        help="robot config name or YAML path for topic names (default: the bundle's robot_id)")
+
+
+def push(argv: list[str]) -> int:
+    """Hand `dreamer-policy push ARGS` over to the ROS side; returns only when that cannot start."""
+    if importlib.util.find_spec(PUSH_MODULE.split(".")[0]) is None:
+        print("error: `dreamer-policy push` needs ROS 2 and the dreamer_ros package: `source scripts/env.sh` in "
+              "this repository, or source your ROS 2 workspace's install/setup.bash", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    try:
+        os.execv(sys.executable, [sys.executable, "-m", PUSH_MODULE, *argv])
+    except OSError as exc:
+        print(f"error: cannot run {PUSH_MODULE}: {exc}", file=sys.stderr)
+    return 2
 
 
 def _expected_spec(args: argparse.Namespace) -> PolicySpec | None:
@@ -103,7 +146,9 @@ def _inspect(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
-        prog="dreamer-policy", description="Create signing keys, sign, verify and inspect policy bundle files."
+        prog="dreamer-policy",
+        description="Create signing keys, export, sign, verify, inspect and push policy bundles "
+                    "(docs/policy_bundles.md).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -111,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="directory for policy_signing.key/.pub")
     p.add_argument("--force", action="store_true", help="replace an existing key pair")
     p.set_defaults(func=_keygen)
+
+    p = sub.add_parser("export", help="make a signed bundle from a learner checkpoint (agent.ckpt)")
+    p.add_argument("checkpoint", type=Path, help="a learner's agent.ckpt (<run_dir>/learner/agent.ckpt)")
+    p.add_argument("--robot-config", required=True, help="robot config name (a1_sim) or YAML path the policy is for")
+    p.add_argument("--key", required=True, type=Path, help="policy_signing.key")
+    p.add_argument("--out", required=True, type=Path, help="the bundle file to write")
+    p.add_argument("--version", type=int, help="policy version (default: the checkpoint's last promoted + 1)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("sign", help="sign a bundle file with the learner's private key")
     p.add_argument("bundle", type=Path)
@@ -136,12 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     for p in sub.choices.values():
         p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="largest ONNX accepted")
+
+    p = sub.add_parser("push", help="publish a bundle to a robot and wait for its accept or refusal (needs ROS 2)",
+                       description="Exit status: 0 accepted, 1 refused (the reason printed) or not pushed, "
+                                   "2 no robot answered within --timeout.")
+    add_push_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dreamer-policy``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # `push ... --ros-args ...`: the ROS arguments are rclpy's, passed on untouched.
+    args = build_parser().parse_args(argv[:argv.index("--ros-args")] if "--ros-args" in argv else argv)
+    if args.command == "push":
+        return push(argv[1:])  # no option precedes the command
     try:
         args.func(args)
     except BundleRejected as exc:

@@ -21,11 +21,10 @@ import yaml
 from stack_harness import Monitor, NodeProcesses
 from std_msgs.msg import Bool
 
-from dreamer_core.deploy import load_bundle_file
+from dreamer_core.deploy import generate_keypair, load_bundle_file
 from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 from dreamer_core.storage import ReplayStore
 from dreamer_ros.conversions import bundle_to_msg
-from dreamer_ros.stacks import ensure_signing_keys
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -41,7 +40,7 @@ def test_closed_loop(tmp_path, ros_env):
     robot.write_text(yaml.safe_dump(config))
     config_model = parse_robot_config(config)
     run = tmp_path / "run"
-    keys = ensure_signing_keys(tmp_path / "keys")
+    keys = generate_keypair(tmp_path / "keys")[0].parent
     stack = NodeProcesses(run, ros_env, robot=str(robot), keys_dir=keys)
     stack.override("learner_node", min_steps=300, export_every_updates=8, checkpoint_every_updates=4,
                    updates_per_iteration=2)

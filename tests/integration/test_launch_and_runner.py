@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 
+from dreamer_core.deploy import generate_keypair
 from dreamer_core.robots.config import load_robot_config
-from dreamer_ros.stacks import STACKS, ensure_signing_keys, stack_nodes
+from dreamer_ros.stacks import STACKS, stack_nodes
 
 pytestmark = pytest.mark.ros
 
@@ -86,7 +88,8 @@ def test_launch_ros_builds_the_same_nodes(tmp_path):
 
     description = stack_launch_description("offboard")
     context = launch.LaunchContext()
-    context.launch_configurations.update({"run_dir": str(tmp_path)})
+    generate_keypair(tmp_path / "keys")
+    context.launch_configurations.update({"run_dir": str(tmp_path), "keys_dir": str(tmp_path / "keys")})
     nodes = []
     for entity in description.entities:
         for sub in entity.visit(context) or []:
@@ -102,7 +105,8 @@ LAUNCH_RUNNER = textwrap.dedent("""
 
     service = LaunchService()
     service.include_launch_description(IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(sys.argv[1]), launch_arguments={"run_dir": sys.argv[2]}.items()))
+        PythonLaunchDescriptionSource(sys.argv[1]),
+        launch_arguments={"run_dir": sys.argv[2], "keys_dir": sys.argv[3]}.items()))
     sys.exit(service.run())
 """)
 
@@ -115,9 +119,10 @@ def test_ros2_launch_runs_the_sim_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path,
 
     run_dir, log = tmp_path / "run", tmp_path / "launch.log"
     env = {**ros_env, "ROS_LOG_DIR": str(tmp_path / "ros_log")}
+    keys, _ = generate_keypair(tmp_path / "keys")
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", LAUNCH_RUNNER, str(REPO / "launch" / "sim.launch.py"),
-                                 str(run_dir)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                 str(run_dir), str(keys.parent)], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # its own process group, as a terminal gives it
     try:
         deadline = time.monotonic() + 300
@@ -155,19 +160,21 @@ def stored_steps(run_dir: Path) -> int:
         return int(store.stats()["steps"])
 
 
-@pytest.mark.parametrize("stack, node, ready", [
-    ("offboard", "learner_node", "waiting for"),
-    ("onboard", "control_node", "configured for robot"),
+@pytest.mark.parametrize("stack, node, ready_file, ready", [
+    ("offboard", "learner_node", "logs/learner_node.log", "waiting for"),
+    # The runner recorded the control node's diagnostics: its constructor has returned (a Ctrl-C before
+    # that ends the node quietly, without a session to close).
+    ("onboard", "control_node", "launcher/diagnostics.jsonl", '"control_node"'),
 ])
-def test_runner_stops_the_stack_on_ctrl_c_without_a_traceback(stack, node, ready, tmp_path, ros_env):
-    keys = ensure_signing_keys(tmp_path / "keys")
+def test_runner_stops_the_stack_on_ctrl_c_without_a_traceback(stack, node, ready_file, ready, tmp_path, ros_env):
+    keys = generate_keypair(tmp_path / "keys")[0].parent
     env = {**ros_env, "XDG_STATE_HOME": str(tmp_path / "state")}  # the onboard control node's default state_dir
     command = [sys.executable, "-m", "dreamer_ros.stack_launcher", stack, "--run-dir", str(tmp_path),
                "--keys-dir", str(keys)]
     proc = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
-    log = tmp_path / "logs" / f"{node}.log"
+    log = tmp_path / ready_file
     try:
         deadline = time.monotonic() + 240
         while not (log.is_file() and ready in log.read_text(errors="replace")):
@@ -186,8 +193,14 @@ def test_runner_stops_the_stack_on_ctrl_c_without_a_traceback(stack, node, ready
     if stack == "offboard":
         assert (tmp_path / "replay" / "store.json").is_file() and "replay store closed" in logs["replay_node"]
         assert "checkpoint saved" in logs["learner_node"]
+        # The session report comes last, and says what it could not show.
+        assert out.rstrip().splitlines()[-1] == f"[dreamer-stack] session report: {tmp_path / 'report.html'}"
+        assert "No data: the replay store holds no session yet" in (tmp_path / "report.html").read_text()
     else:
         assert "published 0 transitions" in logs["control_node"]  # no robot: no sensor data, no episode
+        # Only outputs that exist are listed: the onboard stack keeps no replay data and no learner output.
+        assert "replay data:" not in out and "policy bundles:" not in out and "session report" not in out
+    assert (tmp_path / "launcher" / "diagnostics.jsonl").stat().st_size > 0  # what the monitor saw
 
 
 def test_runner_rejects_an_unknown_stack():
@@ -204,3 +217,83 @@ def test_control_node_with_a_missing_key_exits_with_the_reason(tmp_path, ros_env
     )
     assert result.returncode != 0
     assert "configure failed" in result.stderr + result.stdout and "missing.pub" in result.stderr + result.stdout
+
+
+def run_launcher(*args: str, env=None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dreamer_ros.stack_launcher", *args], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=cwd)
+
+
+def test_runner_refuses_a_bad_robot_config_before_starting_anything(tmp_path):
+    config = yaml.safe_load((SHARE / "robot_configs" / "a1_sim.yaml").read_text())
+    config["joints"][2]["kp"] = "stiff"
+    config["safety"]["max_tilt"] = 0.5  # misspelt max_tilt_rad
+    bad = tmp_path / "bad_robot.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    generate_keypair(tmp_path / "keys")
+    result = run_launcher("sim", "--robot", str(bad), "--run-dir", str(tmp_path / "run"),
+                          "--keys-dir", str(tmp_path / "keys"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"robot config {bad} is invalid" in result.stderr and "nothing was started" in result.stderr
+    assert "joints.2.kp" in result.stderr and "safety.max_tilt: unknown key" in result.stderr
+    assert "started" not in result.stdout and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("stack, missing", [("sim", "policy_signing.key"), ("onboard", "policy_signing.pub")])
+def test_runner_never_creates_keys_and_names_the_missing_one(stack, missing, tmp_path):
+    result = run_launcher(stack, "--run-dir", str(tmp_path / "run"), "--keys-dir", str(tmp_path / "typo"))
+    assert result.returncode == 2
+    assert f"{tmp_path / 'typo' / missing} not found" in result.stderr
+    assert "dreamer-policy keygen --out" in result.stderr
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("executable", sorted({n for nodes in STACKS.values() for n in nodes}))
+def test_node_help_prints_usage_and_writes_nothing(executable, tmp_path):
+    exe = Path(get_package_prefix("dreamer_ros")) / "lib/dreamer_ros" / executable
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "ROS_LOG_DIR": str(tmp_path / "ros_log")}
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {executable} [--help] [--ros-args")
+    assert f"docs/nodes.md#{executable}" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no runs/, no state, no ROS log
+
+
+def test_a_node_with_a_bad_robot_config_exits_with_one_line(tmp_path, ros_env):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("robot_id: x\n")
+    exe = Path(get_package_prefix("dreamer_ros")) / "lib/dreamer_ros/replay_node"
+    result = subprocess.run([str(exe), "--ros-args", "-p", f"robot_config:={bad}", "-p",
+                             f"replay_dir:={tmp_path / 'replay'}"], capture_output=True, text=True, timeout=60,
+                            env=ros_env)
+    assert result.returncode == 1
+    assert "[replay_node] cannot start: bad.yaml: joints: Field required" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "replay").exists()
+
+
+def test_progress_line_shows_real_return_version_and_last_decision():
+    from dreamer_ros.stack_launcher import progress_line
+
+    assert progress_line({}) == ("policy v- | return - | last decision: - | episodes - swaps - watchdog - | "
+                                 "replay - steps | learner - updates")
+    latest = {
+        "control_node": {"policy_version": "3", "canary": "v4 2/5 episodes", "episode_return_mean": "812.4567",
+                         "episode_return_version": "3", "episodes": "41.0", "swaps": "2", "watchdog": "ok"},
+        "replay_node": {"steps": "996.000"},
+        "learner_node": {"last_decision": "v4 held back", "last_decision_reason": "x" * 200, "updates": "120"},
+    }
+    assert progress_line(latest) == (
+        "policy v3 (canary v4 2/5 episodes) | return 812.46 (v3, last 10) | last decision: v4 held back: "
+        + "x" * 90 + "… | episodes 41 swaps 2 watchdog ok | replay 996 steps | learner 120 updates")
+
+
+def test_learner_node_with_a_missing_key_names_it_and_the_command(tmp_path, ros_env):
+    exe = Path(get_package_prefix("dreamer_ros")) / "lib/dreamer_ros/learner_node"
+    missing = tmp_path / "typo" / "policy_signing.key"
+    result = subprocess.run([str(exe), "--ros-args", "-p", f"private_key:={missing}", "-p",
+                             f"run_dir:={tmp_path / 'learner'}", "-p", f"replay_dir:={tmp_path / 'replay'}"],
+                            capture_output=True, text=True, timeout=180, env=ros_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"[learner_node] cannot start: signing key {missing} not found" in result.stderr
+    assert "dreamer-policy keygen" in result.stderr and "Traceback" not in result.stderr
+    assert not missing.parent.exists()  # no key was made

@@ -16,11 +16,13 @@ import pytest
 import rclpy
 from stack_harness import NodeProcesses
 
+from dreamer_core.deploy import generate_keypair
 from dreamer_ros import keystore
 from dreamer_ros.keystore import allows, granted_topics, smime_content
+from dreamer_ros.params import load_installed_robot_config
 from dreamer_ros.ros_graph import MONITOR, MONITOR_NODE, Access, enclave_path
 from dreamer_ros.stack_launcher import DiagnosticsWatcher
-from dreamer_ros.stacks import STACKS, ensure_signing_keys
+from dreamer_ros.stacks import STACKS
 
 pytestmark = pytest.mark.ros
 
@@ -56,10 +58,11 @@ def test_every_topic_and_service_the_nodes_use_is_in_their_permissions(tmp_path,
     store = tmp_path / "keystore"
     keystore.create_keystore(store, keystore.graph_for("a1_sim", NAMESPACE, ["sim"]))
     nodes = NodeProcesses(tmp_path / "run", ros_env, robot="a1_sim", namespace=NAMESPACE,
-                          keys_dir=ensure_signing_keys(tmp_path / "keys"))
+                          keys_dir=generate_keypair(tmp_path / "keys")[0].parent)
     names = [(name, "/" + NAMESPACE) for name in STACKS["sim"]] + [(MONITOR_NODE, "/")]
     rclpy.init()
-    watcher = DiagnosticsWatcher()  # dreamer-stack's monitor, as the launcher runs it
+    # dreamer-stack's monitor, as the launcher runs it
+    watcher = DiagnosticsWatcher.for_stack(load_installed_robot_config("a1_sim"), NAMESPACE)
     try:
         for name in STACKS["sim"]:
             nodes.start(name)

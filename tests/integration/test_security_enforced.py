@@ -22,9 +22,9 @@ from dreamer_msgs.msg import Transition
 from stack_harness import CONFIG_DIR, NodeProcesses
 from std_srvs.srv import Trigger
 
+from dreamer_core.deploy import generate_keypair
 from dreamer_ros import keystore, qos
 from dreamer_ros.stack_launcher import stop_process
-from dreamer_ros.stacks import ensure_signing_keys
 
 pytestmark = pytest.mark.ros
 
@@ -55,7 +55,7 @@ def reached_security(nodes: NodeProcesses, name: str) -> bool:
 
 def test_secured_nodes_are_unreachable_without_an_enclave(store, tmp_path, ros_env):
     nodes = NodeProcesses(tmp_path / "run", ros_env, robot="a1_sim", namespace=NS,
-                          keys_dir=ensure_signing_keys(tmp_path / "keys"))
+                          keys_dir=generate_keypair(tmp_path / "keys")[0].parent)
     specs = [nodes.specs["replay_node"], nodes.specs["control_node"]]
     env, warnings = keystore.use_keystore(store, specs, robot="a1_sim", stack="sim", namespace=NS)
     assert warnings == []
@@ -97,7 +97,7 @@ def test_dreamer_stack_with_a_keystore_starts_secured_or_not_at_all(store, tmp_p
     plugins = security_plugins_present(store, ros_env)
     run = tmp_path / "run"
     cmd = ["dreamer-stack", "sim", "--namespace", NS, "--keystore", str(store), "--run-dir", str(run),
-           "--minutes", "0.05"]
+           "--minutes", "0.05", "--keys-dir", str(generate_keypair(tmp_path / "keys")[0].parent)]
     out = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=300)
     if plugins:
         assert out.returncode == 0, out.stderr
@@ -112,9 +112,10 @@ def test_dreamer_stack_refuses_a_keystore_without_the_enclaves_it_needs(tmp_path
     partial = tmp_path / "keystore"
     graph = keystore.graph_for("a1_sim", NS, ["offboard"])  # no sim_robot, no control_node
     keystore.create_keystore(partial, graph)
+    keys = generate_keypair(tmp_path / "keys")[0].parent
     out = subprocess.run(["dreamer-stack", "sim", "--namespace", NS, "--keystore", str(partial),
-                          "--run-dir", str(tmp_path / "run")], env=ros_env, capture_output=True, text=True,
-                         timeout=120)
+                          "--run-dir", str(tmp_path / "run"), "--keys-dir", str(keys)], env=ros_env,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert f"enclave {NS}/sim_robot" in out.stderr and "missing cert.pem" in out.stderr
     assert not (tmp_path / "run" / "logs").exists()
@@ -123,6 +124,7 @@ def test_dreamer_stack_refuses_a_keystore_without_the_enclaves_it_needs(tmp_path
 def test_launch_file_gives_each_node_its_enclave(store, tmp_path, ros_env):
     pytest.importorskip("launch", reason="launch_ros is not installable from PyPI; run on a ROS 2 install")
     pytest.importorskip("launch_ros")
+    keys = generate_keypair(tmp_path / "keys")[0].parent
     script = textwrap.dedent(f"""
         import launch, sys
         from launch.actions import IncludeLaunchDescription
@@ -130,7 +132,8 @@ def test_launch_file_gives_each_node_its_enclave(store, tmp_path, ros_env):
         ls = launch.LaunchService()
         ls.include_launch_description(launch.LaunchDescription([IncludeLaunchDescription(
             PythonLaunchDescriptionSource("{CONFIG_DIR.parent}/launch/offboard.launch.py"),
-            launch_arguments={{"keystore": "{store}", "namespace": "{NS}", "run_dir": "{tmp_path}"}}.items())]))
+            launch_arguments={{"keystore": "{store}", "namespace": "{NS}", "run_dir": "{tmp_path}",
+                              "keys_dir": "{keys}"}}.items())]))
         sys.exit(ls.run())
     """)
     expected = {f"Found security directory: {store.resolve()}/enclaves{NS}/{node}"

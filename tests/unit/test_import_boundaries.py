@@ -76,3 +76,10 @@ def test_onboard_modules_import_without_torch():
     ]
     result = run_probe([*ROS_PACKAGES, "torch"], onboard)
     assert result.returncode == 0, result.stderr
+
+
+def test_run_recorder_imports_without_torch_matplotlib_or_tensorboard():
+    """dreamer-stack records diagnostics on the robot computer too, which has none of them."""
+    result = run_probe([*ROS_PACKAGES, "torch", "matplotlib", "tensorboard"],
+                       ["dreamer_core.report", "dreamer_core.report.run_layout", "dreamer_core.report.run_record"])
+    assert result.returncode == 0, result.stderr

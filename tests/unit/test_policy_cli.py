@@ -109,3 +109,59 @@ def test_module_entry_point_runs_and_reports_missing_files(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1 and "absent.bundle" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def learner_checkpoint(tmp_path_factory):
+    """A learner's agent.ckpt (agent and learner state, as the learner node writes it) at policy version 3."""
+    from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
+
+    run = tmp_path_factory.mktemp("learner")
+    runner = LearnerRunner(load_robot_config("a1_sim"), LearnerSettings(replay_dir=run / "replay", run_dir=run,
+                                                                       nice=0), log=lambda _: None)
+    runner.state.policy_version = 3
+    runner.checkpoint()
+    runner.close()
+    return runner.checkpoint_path
+
+
+def test_export_makes_a_signed_bundle_the_robot_accepts(learner_checkpoint, keys, tmp_path, capsys):
+    key, pub = keys
+    out = tmp_path / "exported.bundle"
+    args = ["export", str(learner_checkpoint), "--robot-config", "a1_sim", "--key", str(key), "--out", str(out)]
+    assert main(args) == 0
+    assert "exported policy version 4 for a1_sim" in capsys.readouterr().out  # the last promoted + 1
+    assert main(["verify", str(out), "--pub", str(pub), "--robot-config", "a1_sim"]) == 0
+    assert main([*args, "--version", "9"]) == 0 and load_bundle_file(out).version == 9
+
+
+def test_export_refuses_a_checkpoint_of_another_robot_naming_both(learner_checkpoint, keys, tmp_path, capsys):
+    import yaml
+
+    from dreamer_core.robots.config import resolve_config_path
+
+    config = yaml.safe_load(resolve_config_path("a1_sim").read_text())
+    config["observation"] = [term for term in config["observation"] if term["name"] != "foot_contacts"]
+    other = tmp_path / "a1_no_contacts.yaml"
+    other.write_text(yaml.safe_dump(config))
+    key, _ = keys
+    assert main(["export", str(learner_checkpoint), "--robot-config", str(other), "--key", str(key),
+                 "--out", str(tmp_path / "x.bundle")]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit robot config 'a1_sim'" in err and "policy spec hash: checkpoint" in err
+    assert "foot_contacts" in err and not (tmp_path / "x.bundle").exists()
+
+
+def test_export_refuses_a_checkpoint_without_learner_state(keys, tmp_path, capsys):
+    agent = helpers.new_agent("xs", obs_dim=load_robot_config("a1_sim").obs_dim)
+    agent.save_checkpoint(tmp_path / "agent.ckpt")
+    assert main(["export", str(tmp_path / "agent.ckpt"), "--robot-config", "a1_sim", "--key", str(keys[0]),
+                 "--out", str(tmp_path / "x.bundle")]) == 1
+    assert "has no learner state" in capsys.readouterr().err
+
+
+def test_push_without_ros_says_what_is_missing(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no ROS workspace on the path
+    result = subprocess.run([sys.executable, "-m", "dreamer_core.deploy.cli", "push", str(tmp_path / "x.bundle")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2 and "needs ROS 2 and the dreamer_ros package" in result.stderr

@@ -14,7 +14,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from dreamer_ros.keystore import use_keystore
-from dreamer_ros.stacks import DEFAULT_PRESET, SIGNING_STACKS, ensure_signing_keys, stack_nodes
+from dreamer_ros.stacks import DEFAULT_PRESET, check_signing_keys, stack_nodes
 from launch import LaunchDescription
 
 
@@ -23,9 +23,9 @@ def _nodes(context, stack):
         return LaunchConfiguration(name).perform(context)
 
     run_dir = os.path.expanduser(arg("run_dir"))
-    keys_dir = os.path.expanduser(arg("keys_dir")) or os.path.join(run_dir, "keys")
-    if stack in SIGNING_STACKS:
-        ensure_signing_keys(keys_dir)
+    keys_dir = os.path.expanduser(arg("keys_dir"))
+    # Raises (launch reports it) before any node starts when a key is missing: keys come from `dreamer-policy keygen`.
+    check_signing_keys(stack, keys_dir)
     specs = stack_nodes(
         stack,
         robot=arg("robot"),
@@ -64,8 +64,8 @@ def stack_launch_description(stack: str):
             DeclareLaunchArgument("namespace", default_value="", description="namespace of this robot's nodes"),
             DeclareLaunchArgument("run_dir", default_value="~/dreamer_runs/latest",
                                   description="replay data, checkpoints, bundles, TensorBoard events"),
-            DeclareLaunchArgument("keys_dir", default_value="",
-                                  description="policy signing keys (default: <run_dir>/keys)"),
+            DeclareLaunchArgument("keys_dir", default_value="~/dreamer_runs/keys",
+                                  description="policy signing keys, made by `dreamer-policy keygen --out DIR`"),
             DeclareLaunchArgument("allow_unsigned", default_value="false",
                                   description="DEVELOPMENT ONLY: accept unsigned policy bundles"),
             DeclareLaunchArgument("preset", default_value=DEFAULT_PRESET, description="learner model preset"),

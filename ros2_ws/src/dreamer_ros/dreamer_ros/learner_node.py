@@ -17,13 +17,13 @@ from rclpy.node import Node
 from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_to_msg, diagnostic_status
-from dreamer_ros.params import load_node_robot_config
+from dreamer_ros.params import default_data_dir, load_node_robot_config
 from dreamer_ros.spin import run_node
 
 # Longest wait for the running training iteration at shutdown.
 STOP_WAIT_S = 60.0
-# ROS parameters mirror LearnerSettings (scalar fields); required paths get local defaults.
-PATH_DEFAULTS = {"replay_dir": "runs/replay", "run_dir": "runs/learner", "private_key": ""}
+# ROS parameters mirror LearnerSettings (scalar fields); required paths get per-user defaults outside any checkout.
+PATH_DEFAULTS = {"replay_dir": default_data_dir("replay"), "run_dir": default_data_dir("learner"), "private_key": ""}
 
 
 def parameter_defaults() -> dict[str, object]:

@@ -19,7 +19,7 @@ from dreamer_core.storage import AdmissionLimits, IngestGuard, Refused, ReplaySt
 from dreamer_core.storage.transition_msg import transition_from_msg
 from dreamer_ros import qos
 from dreamer_ros.conversions import diagnostic_status
-from dreamer_ros.params import load_node_robot_config
+from dreamer_ros.params import default_data_dir, load_node_robot_config
 from dreamer_ros.spin import run_node
 
 # Admission parameters (names as in AdmissionLimits) and their defaults; see docs/nodes.md.
@@ -36,7 +36,7 @@ ADMISSION_DEFAULTS = {
 class ReplayNode(Node):
     def __init__(self):
         super().__init__("replay_node")
-        self.declare_parameter("replay_dir", "runs/replay")
+        self.declare_parameter("replay_dir", default_data_dir("replay"))
         self.declare_parameter("durability_interval", 1.0)
         self.declare_parameter("chunk_length", 1024)
         self.declare_parameter("capacity_steps", 0)  # 0 = unlimited

@@ -98,7 +98,7 @@ def node_access(spec: NodeSpec, topics: TopicsConfig) -> Access:
     sensors = {name(t) for t in (topics.joint_states, topics.imu, topics.odometry, topics.foot_contacts) if t}
     access = _node_basics(spec)
     if spec.executable == "sim_robot":
-        access.merge(Access(publish=sensors, subscribe={name(topics.command)},
+        access.merge(Access(publish=sensors | {name(topics.diagnostics)}, subscribe={name(topics.command)},
                             serve={name("~/reset"), name("~/pause")}))
     elif spec.executable == "control_node":
         reset = _override(spec, "reset_service")
@@ -117,6 +117,12 @@ def node_access(spec: NodeSpec, topics: TopicsConfig) -> Access:
     else:
         raise ValueError(f"no graph description for executable {spec.executable!r}; add it to {__name__}")
     return access
+
+
+def monitor_topics(topics: TopicsConfig, namespace: str) -> tuple[str, str]:
+    """What dreamer-stack's monitor (in the root namespace) reads: /diagnostics, and the robot's policy
+    events (in the robot's namespace)."""
+    return resolve(topics.diagnostics, "", MONITOR_NODE), resolve(topics.policy_events, namespace, "")
 
 
 def stack_graph(specs: list[NodeSpec], config: RobotConfig, namespace: str = "") -> dict[str, Access]:
@@ -141,7 +147,7 @@ def stack_graph(specs: list[NodeSpec], config: RobotConfig, namespace: str = "")
     operator = Access(publish={"/rosout", "/parameter_events"}, subscribe=published | {"/parameter_events"},
                       serve={f"{node}/{s}" for node in own_nodes for s in NODE_SERVICES}, call=served)
     monitor = _node_basics(NodeSpec(executable=MONITOR_NODE, name=MONITOR_NODE))
-    monitor.subscribe.add(resolve(topics.diagnostics, "", MONITOR_NODE))
+    monitor.subscribe.update(monitor_topics(topics, namespace))
     graph[enclave_path(namespace, OPERATOR)] = operator
     graph[enclave_path(namespace, MONITOR)] = monitor
     estop = {resolve(topics.estop, s.namespace, s.name) for s in specs if s.executable == "control_node"}

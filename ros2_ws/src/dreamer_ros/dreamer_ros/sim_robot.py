@@ -4,14 +4,17 @@ Subscribes joint position targets (std_msgs/Float64MultiArray, as a ros2_control
 forward position controller does), steps MuJoCo in real time, and publishes
 sensor_msgs/JointState, sensor_msgs/Imu, nav_msgs/Odometry and foot contacts.
 Services: `~/reset` (std_srvs/Trigger) stands the robot up again, `~/pause`
-(std_srvs/SetBool) freezes physics and sensors, as a dead driver would.
+(std_srvs/SetBool) freezes physics and sensors, as a dead driver would. Diagnostics
+(once a second): the achieved loop rate and real-time factor, paused, resets.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import Imu, JointState
@@ -21,8 +24,12 @@ from std_srvs.srv import SetBool, Trigger
 from dreamer_core.control.timing import FixedRateLoop
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
 from dreamer_ros import qos
+from dreamer_ros.conversions import diagnostic_status
 from dreamer_ros.params import load_node_robot_config
 from dreamer_ros.spin import run_node
+
+# Below this share of the requested real-time factor the simulation reports WARN (the machine cannot keep up).
+SLOW_SHARE = 0.9
 
 
 class SimRobot(Node):
@@ -48,6 +55,12 @@ class SimRobot(Node):
         self.create_subscription(Float64MultiArray, topics.command, self._on_command, qos.COMMAND)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/pause", self._on_pause)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.diagnostics, 10)
+        self.resets = 0
+        self.commands_ignored = 0
+        self.steps = 0  # control periods simulated (not while paused)
+        self._rate_from = (time.monotonic(), 0, 0)  # (time, loop ticks, steps) at the last diagnostics
+        self.create_timer(1.0, self._publish_diagnostics)
         self._running = threading.Event()
         self._running.set()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="sim-loop")
@@ -64,6 +77,7 @@ class SimRobot(Node):
                 f"ignoring command with {targets.size} values (need {self.config.act_dim} finite)",
                 throttle_duration_sec=1.0,
             )
+            self.commands_ignored += 1
             return
         with self._lock:
             self._targets = targets
@@ -72,6 +86,7 @@ class SimRobot(Node):
         with self._lock:
             self.env.reset_physics()
             self._targets = None
+            self.resets += 1
         response.success, response.message = True, "robot reset to the default standing pose"
         return response
 
@@ -97,6 +112,7 @@ class SimRobot(Node):
             # New targets only: step_physics keeps the last ones (or the default pose) otherwise.
             targets, self._targets = self._targets, None
             self.env.step_physics(targets, self.config.substeps)
+            self.steps += 1
             signals = self.env.read_signals()
             position = self.env.base_position()
             accel = self.env.imu_acceleration()
@@ -129,6 +145,34 @@ class SimRobot(Node):
             self._odom_pub.publish(odom)
         if self._contact_pub is not None:
             self._contact_pub.publish(Float64MultiArray(data=signals.foot_contacts.tolist()))
+
+    def _publish_diagnostics(self) -> None:
+        now, ticks, steps = time.monotonic(), self.loop.stats.ticks, self.steps
+        then, ticks_then, steps_then = self._rate_from
+        self._rate_from = (now, ticks, steps)
+        elapsed = max(now - then, 1e-9)
+        factor = (steps - steps_then) * self.config.dt / elapsed  # simulated seconds per wall second
+        wanted = self.get_parameter("real_time_factor").value
+        paused = self._paused.is_set()
+        if self.fatal_error:
+            level, message = DiagnosticStatus.ERROR, self.fatal_error
+        elif paused:
+            level, message = DiagnosticStatus.WARN, "paused (no physics, no sensor data)"
+        elif factor < SLOW_SHARE * wanted:
+            level = DiagnosticStatus.WARN
+            message = f"slower than requested: real-time factor {factor:.2f} of {wanted:g}"
+        else:
+            level, message = DiagnosticStatus.OK, "running"
+        values = {
+            "sim_rate_hz": f"{(ticks - ticks_then) / elapsed:.1f}", "target_rate_hz": f"{wanted / self.config.dt:.1f}",
+            "real_time_factor": f"{factor:.3f}", "real_time_factor_target": f"{wanted:g}", "paused": paused,
+            "resets": self.resets, "ticks": ticks, "missed_deadlines": self.loop.stats.missed_deadlines,
+            "commands_ignored": self.commands_ignored,
+        }
+        status = diagnostic_status("sim_robot", self.config.robot_id, level, message, values)
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
 
     def stop(self) -> None:
         self._running.clear()

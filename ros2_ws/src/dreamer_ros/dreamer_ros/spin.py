@@ -21,8 +21,12 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from dreamer_core.storage import ReplayStoreError
+
 # Longest wait for the callback in progress when stopping (launch escalates to SIGTERM after 5 s).
 CALLBACK_DRAIN_S = 2.0
+# What a node raises while starting when its inputs are unusable (config, files, parameters).
+STARTUP_ERRORS = (OSError, ValueError, ReplayStoreError)
 
 
 def run_node(factory, args=None) -> None:
@@ -32,7 +36,8 @@ def run_node(factory, args=None) -> None:
     signal handler would invalidate the context while worker threads (control loop,
     simulator, learner) still publish. `spin()` (not a `spin_once` loop) keeps the
     executor's hold on the GIL low: the control thread needs the GIL at every tick.
-    A node may set `fatal_error` (a string) to make the process exit with status 1.
+    A node may set `fatal_error` (a string) to make the process exit with status 1. A node that
+    cannot start because of its inputs (STARTUP_ERRORS) exits with status 1 and one line saying why.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     # Explicit: a shell starts background jobs with SIGINT ignored.
@@ -52,6 +57,13 @@ def run_node(factory, args=None) -> None:
         if node is None:  # stopped while still starting up
             rclpy.try_shutdown()
             _exit(0)
+    except STARTUP_ERRORS as exc:
+        if node is not None:
+            raise
+        # A bad robot config, a missing key, an unusable store: the message names it; a traceback adds nothing.
+        sys.stderr.write(f"[{os.path.basename(sys.argv[0])}] cannot start: {exc}\n")
+        rclpy.try_shutdown()
+        _exit(1)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _already_stopping)
     executor.shutdown(timeout_sec=CALLBACK_DRAIN_S)

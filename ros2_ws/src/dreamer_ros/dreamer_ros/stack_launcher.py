@@ -3,10 +3,13 @@
     dreamer-stack sim --robot a1_sim --minutes 3 --run-dir runs/demo
     dreamer-stack keystore create|check KEYSTORE ...   (SROS2, see docs/security.md)
 
-It starts the same executables with the same parameter files as the launch files
-in launch/ (both read dreamer_ros.stacks), writes each node's output to
-<run_dir>/logs/, shows progress from /diagnostics, and stops everything cleanly
-(SIGINT, then SIGKILL after a grace period) at the end or on Ctrl-C.
+It first checks the robot config, the preset, the signing keys and the run directory and
+starts nothing when one is unusable. Then it starts the same executables with the same
+parameter files as the launch files in launch/ (both read dreamer_ros.stacks), writes each
+node's output to <run_dir>/logs/, shows progress from /diagnostics, records diagnostics,
+the robot's policy events and real returns into <run_dir>/launcher/, and stops everything
+cleanly (SIGINT, then SIGKILL after a grace period) at the end or on Ctrl-C. Stacks with a
+learner end by writing the session report <run_dir>/report.html.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,11 +27,27 @@ from pathlib import Path
 import yaml
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 
-from dreamer_core.config import DEFAULT_PRESET
-from dreamer_ros import keystore
-from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, ensure_signing_keys, stack_nodes
+from dreamer_core.config import DEFAULT_PRESET, load_agent_config
+from dreamer_core.report.run_layout import RunLayout
+from dreamer_core.report.run_record import RunRecorder
+from dreamer_core.robots.config import ConfigError, RobotConfig, load_robot_config
+from dreamer_ros import keystore, qos
+from dreamer_ros.params import installed_robot_config_path
+from dreamer_ros.ros_graph import monitor_topics
+from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, check_signing_keys, stack_nodes
 
 STOP_ORDER = ("control_node", "learner_node", "replay_node", "sim_robot")
+# Beside the default run folders (runs/<stack>-<timestamp>): one key pair for every run started here.
+DEFAULT_KEYS_DIR = Path("runs") / "keys"
+PROGRESS_EVERY_S = 10.0
+# Progress lines between two reads of the replay store and the learner state for TensorBoard.
+RECORD_EVERY_LINES = 3
+# Longest gate-decision reason shown on the progress line (the report and the learner log have it all).
+REASON_CHARS = 90
+
+
+class StackError(Exception):
+    """Why a stack cannot start: names the file or setting and what to do. Nothing was started."""
 
 
 def node_command(spec: NodeSpec, params_dir: Path) -> list[str]:
@@ -54,12 +74,12 @@ class Stack:
     def __init__(self, specs: list[NodeSpec], run_dir: Path):
         self.specs = specs
         self.run_dir = run_dir
-        self.logs = run_dir / "logs"
+        self.logs = RunLayout(run_dir).logs
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        params_dir = self.run_dir / "params"
+        params_dir = RunLayout(self.run_dir).params
         params_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.specs:
             log = open(self.logs / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
@@ -93,11 +113,14 @@ def stop_process(proc: subprocess.Popen, grace_s: float) -> bool:
 
 
 class DiagnosticsWatcher:
-    """Collects the newest /diagnostics values per node (spun in a background thread)."""
+    """Collects the newest /diagnostics values per node and, when given the topic, the robot's policy
+    events (spun in a background thread)."""
 
-    def __init__(self, topic: str = "/diagnostics", node_name: str = "dreamer_stack_monitor", ros_args=None):
+    def __init__(self, topic: str = "/diagnostics", node_name: str = "dreamer_stack_monitor", ros_args=None,
+                 policy_events_topic: str | None = None):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from dreamer_msgs.msg import PolicyEvent
         from rclpy.signals import SignalHandlerOptions
 
         self._owns_context = not rclpy.ok()
@@ -106,11 +129,20 @@ class DiagnosticsWatcher:
             rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(node_name)
         self.latest: dict[str, dict[str, str]] = {}
+        self.events: list[dict] = []
         self.lock = threading.Lock()
         self.node.create_subscription(DiagnosticArray, topic, self._on_diag, 50)
+        if policy_events_topic:
+            self.node.create_subscription(PolicyEvent, policy_events_topic, self._on_policy_event, qos.POLICY_EVENT)
         self._running = True
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    @classmethod
+    def for_stack(cls, config: RobotConfig, namespace: str, ros_args=None) -> DiagnosticsWatcher:
+        """The monitor as dreamer-stack runs it for `config`'s robot in `namespace`."""
+        diagnostics, policy_events = monitor_topics(config.topics, namespace)
+        return cls(diagnostics, ros_args=ros_args, policy_events_topic=policy_events)
 
     def _spin(self) -> None:
         import rclpy
@@ -123,16 +155,27 @@ class DiagnosticsWatcher:
             for status in msg.status:
                 self.record(status.name.split(":")[0], {kv.key: kv.value for kv in status.values})
 
+    def _on_policy_event(self, msg) -> None:
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self.lock:
+            self.events.append({"stamp": stamp, "robot_id": msg.robot_id, "version": int(msg.version),
+                                "event": msg.event, "reason": msg.reason, "values_json": msg.values_json})
+
     def record(self, name: str, values: dict[str, str]) -> None:
         self.latest[name] = values
 
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        with self.lock:
+            return {name: dict(values) for name, values in self.latest.items()}
+
+    def take_events(self) -> list[dict]:
+        """The policy events received since the last call."""
+        with self.lock:
+            events, self.events = self.events, []
+        return events
+
     def line(self) -> str:
-        c = self.latest.get("control_node", {})
-        r = self.latest.get("replay_node", {})
-        learner = self.latest.get("learner_node", {})
-        return (f"policy v{c.get('policy_version', '-')} swaps {c.get('swaps', '-')} "
-                f"episodes {c.get('episodes', '-')} watchdog {c.get('watchdog', '-')} | "
-                f"replay {r.get('steps', '-')} steps | learner {learner.get('updates', '-')} updates")
+        return progress_line(self.snapshot())
 
     def close(self) -> None:
         import rclpy
@@ -143,6 +186,45 @@ class DiagnosticsWatcher:
         self.node.destroy_node()
         if self._owns_context:
             rclpy.try_shutdown()
+
+
+def progress_line(latest: dict[str, dict[str, str]]) -> str:
+    """The progress line from the newest diagnostics per node: what runs and how well it does, the
+    learner's last decision and why, the counters; "-" for what a node has not reported (yet)."""
+    c, r, learner = (latest.get(name, {}) for name in ("control_node", "replay_node", "learner_node"))
+    canary = c.get("canary", "none") or "none"
+    running = f"policy v{_text(c, 'policy_version')}" + ("" if canary == "none" else f" (canary {canary})")
+    mean = _text(c, "episode_return_mean", number=True)
+    real = f"return {mean}" + ("" if mean == "-" else f" (v{_text(c, 'episode_return_version')}, last 10)")
+    decision = _text(learner, "last_decision")
+    reason = learner.get("last_decision_reason", "")
+    if decision != "-" and reason:
+        decision += f": {reason[:REASON_CHARS]}{'…' if len(reason) > REASON_CHARS else ''}"
+    return (f"{running} | {real} | last decision: {decision} | episodes {_count(c, 'episodes')} "
+            f"swaps {_count(c, 'swaps')} watchdog {_text(c, 'watchdog')} | replay {_count(r, 'steps')} steps "
+            f"| learner {_count(learner, 'updates')} updates")
+
+
+def _text(values: dict[str, str], key: str, number: bool = False) -> str:
+    """A diagnostics value for the progress line; "-" when the node has not reported it (yet)."""
+    value = values.get(key, "")
+    if not value:
+        return "-"
+    if number:
+        try:
+            return f"{float(value):.2f}"
+        except ValueError:
+            return value
+    return value
+
+
+def _count(values: dict[str, str], key: str) -> str:
+    """A counter as an integer ("996", never "996.000"); "-" when not reported."""
+    value = _text(values, key)
+    try:
+        return str(int(float(value)))
+    except ValueError:
+        return value
 
 
 def secure_stack(args: argparse.Namespace, specs: list[NodeSpec]) -> list[str]:
@@ -156,11 +238,11 @@ def secure_stack(args: argparse.Namespace, specs: list[NodeSpec]) -> list[str]:
     return keystore.enclave_ros_args(keystore.monitor_enclave(args.namespace))
 
 
-def start_watcher(ros_args: list[str] | None) -> DiagnosticsWatcher:
+def start_watcher(config: RobotConfig, namespace: str, ros_args: list[str] | None) -> DiagnosticsWatcher:
     """The /diagnostics monitor; with SROS2 it is the first secured participant, so a middleware that
     cannot enforce security stops the run here, before any node starts."""
     try:
-        return DiagnosticsWatcher(ros_args=ros_args)
+        return DiagnosticsWatcher.for_stack(config, namespace, ros_args=ros_args)
     except Exception as exc:  # rclpy's RCLError, which rclpy does not export publicly
         if ros_args is None:
             raise
@@ -182,12 +264,94 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="output folder (default runs/<stack>-<timestamp>)")
     parser.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
     parser.add_argument("--namespace", default="", help="namespace of the robot's nodes")
-    parser.add_argument("--keys-dir", type=Path, default=None, help="policy signing keys (default <run-dir>/keys)")
+    parser.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS_DIR,
+                        help="policy signing keys, made by `dreamer-policy keygen --out DIR` "
+                             f"(default {DEFAULT_KEYS_DIR})")
     parser.add_argument("--allow-unsigned", action="store_true", help="DEVELOPMENT ONLY: accept unsigned bundles")
     parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"learner model preset (default {DEFAULT_PRESET})")
     parser.add_argument("--keystore", type=Path, default=None,
                         help="SROS2 keystore: authenticate, encrypt and enforce permissions (docs/security.md)")
     return parser.parse_args(argv)
+
+
+def check_robot_config(value: str, stack: str) -> RobotConfig:
+    """The robot config the nodes will load, or a StackError naming the file and every bad key."""
+    try:
+        path = installed_robot_config_path(value).resolve()
+    except ConfigError as exc:
+        raise StackError(f"robot config: {exc}") from None
+    try:
+        config = load_robot_config(path)
+    except ConfigError as exc:
+        raise StackError(f"robot config {path} is invalid (docs/robot_config.md):\n  "
+                         + str(exc).replace("\n", "\n  ")) from None
+    if stack == "sim" and config.sim is None:
+        raise StackError(f"robot config {path} has no `sim` section: the sim stack simulates the robot from it "
+                         "(docs/robot_config.md#sim); use the onboard/offboard stacks for a real robot")
+    return config
+
+
+def preflight(args: argparse.Namespace, run_dir: Path) -> RobotConfig:
+    """Check everything the nodes would otherwise each fail on after starting: robot config, preset,
+    signing keys and the run directory. Raises StackError; nothing is started either way."""
+    config = check_robot_config(args.robot, args.stack)
+    if args.stack in SIGNING_STACKS:
+        try:
+            load_agent_config(args.preset)
+        except ValueError as exc:
+            raise StackError(f"--preset: {exc}") from None
+    try:
+        check_signing_keys(args.stack, args.keys_dir)
+    except (OSError, ValueError) as exc:
+        raise StackError(f"signing key: {exc}") from None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as exc:
+        raise StackError(f"run directory {run_dir} is not writable ({exc.strerror}); choose another "
+                         "with --run-dir") from None
+    return config
+
+
+def print_outputs(run_dir: Path, keys_dir: Path) -> None:
+    """Where the run's outputs are: only those that exist."""
+    layout = RunLayout(run_dir)
+    outputs = [
+        ("node logs", layout.logs, ""),
+        ("replay data", layout.replay, f"dreamer-replay info {layout.replay}"),
+        ("policy bundles", layout.bundles, "dreamer-policy inspect FILE"),
+        ("checkpoints", layout.learner, ""),
+        ("TensorBoard events", layout.learner_tensorboard, f"tensorboard --logdir {run_dir}"),
+        ("robot-side records", layout.launcher, "diagnostics, policy events, real returns (docs/report.md)"),
+        ("signing keys", keys_dir, ""),
+    ]
+    for label, path, hint in outputs:
+        if path.exists():
+            print(f"  {label + ':':<21} {path}" + (f"   ({hint})" if hint else ""))
+
+
+def record(recorder: RunRecorder, watcher: DiagnosticsWatcher, replay: bool) -> None:
+    """Hand what the watcher saw to the recorder; with `replay`, also read new episodes and decisions."""
+    recorder.diagnostics(watcher.snapshot())
+    for event in watcher.take_events():
+        recorder.policy_event(**event)
+    if replay:
+        recorder.replay()
+        recorder.decisions()
+
+
+def write_session_report(run_dir: Path) -> bool:
+    from dreamer_core.report.page import write_report  # matplotlib: only where a report is written
+
+    try:
+        path = write_report(run_dir)
+    except Exception as exc:  # the run itself is done and stored: say so, and how to retry
+        print(f"[dreamer-stack] the session report failed: {type(exc).__name__}: {exc}\n"
+              f"  retry with: dreamer-report {run_dir}", file=sys.stderr)
+        return False
+    print(f"[dreamer-stack] session report: {path}")
+    return True
 
 
 def main(argv=None) -> int:
@@ -196,31 +360,39 @@ def main(argv=None) -> int:
         return keystore.main(argv[1:])
     args = parse_args(argv)
     run_dir = (args.run_dir or Path("runs") / f"{args.stack}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    keys_dir = (args.keys_dir or run_dir / "keys").resolve()
-    if args.stack in SIGNING_STACKS:
-        ensure_signing_keys(keys_dir)
-    specs = stack_nodes(
-        args.stack, robot=args.robot, config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
-        run_dir=run_dir, namespace=args.namespace, keys_dir=keys_dir, allow_unsigned=args.allow_unsigned,
-        preset=args.preset,
-    )
+    args.keys_dir = args.keys_dir.resolve()
     try:
-        watcher = start_watcher(secure_stack(args, specs) if args.keystore else None)
-    except keystore.KeystoreError as exc:
-        print(f"[dreamer-stack] {exc}", file=sys.stderr)
+        config = preflight(args, run_dir)
+        specs = stack_nodes(
+            args.stack, robot=args.robot, config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
+            run_dir=run_dir, namespace=args.namespace, keys_dir=args.keys_dir, allow_unsigned=args.allow_unsigned,
+            preset=args.preset,
+        )
+        watcher = start_watcher(config, args.namespace, secure_stack(args, specs) if args.keystore else None)
+    except (StackError, keystore.KeystoreError) as exc:
+        print(f"[dreamer-stack] cannot start, nothing was started: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("[dreamer-stack] interrupted before any node started", file=sys.stderr)
+        return 130
     stack = Stack(specs, run_dir)
+    # The robot computer has no TensorBoard: there only the JSON lines (its timing reaches the learner
+    # host's runner on /diagnostics too).
+    recorder = RunRecorder(run_dir, tensorboard=args.stack in SIGNING_STACKS)
     # docker stop / systemd send SIGTERM: stop the nodes as cleanly as on Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
     deadline = started + args.minutes * 60 if args.minutes > 0 else float("inf")
     stopped_by_user = False
     dead: list[str] = []
+    lines = 0
     try:
         stack.start()
         while time.monotonic() < deadline:
-            time.sleep(min(10.0, max(0.1, deadline - time.monotonic())))
+            time.sleep(min(PROGRESS_EVERY_S, max(0.1, deadline - time.monotonic())))
             print(f"[dreamer-stack] {(time.monotonic() - started) / 60:4.1f} min | {watcher.line()}", flush=True)
+            lines += 1
+            record(recorder, watcher, replay=lines % RECORD_EVERY_LINES == 0)
             dead = stack.dead()
             if dead:
                 print(f"[dreamer-stack] node(s) exited early: {dead}; see {stack.logs}", file=sys.stderr)
@@ -233,19 +405,13 @@ def main(argv=None) -> int:
             signal.signal(sig, _already_stopping)
         print("[dreamer-stack] stopping ...", flush=True)
         stack.stop()
+        record(recorder, watcher, replay=True)  # the last episodes and decisions, now on disk
         watcher.close()
+        recorder.close()
     print(f"[dreamer-stack] done{' (interrupted)' if stopped_by_user else ''}. Outputs:")
-    print(f"  node logs:            {stack.logs}")
-    executables = {spec.executable for spec in specs}
-    if "replay_node" in executables:
-        print(f"  replay data:          {run_dir / 'replay'}   (dreamer-replay info {run_dir / 'replay'})")
-    if "learner_node" in executables:
-        learner = run_dir / "learner"
-        print(f"  policy bundles:       {learner / 'bundles'}   (dreamer-policy inspect FILE)")
-        print(f"  checkpoints:          {learner}")
-        print(f"  TensorBoard events:   {learner / 'tensorboard'}   (tensorboard --logdir {learner})")
-    print(f"  signing keys:         {keys_dir}")
-    return 1 if dead else 0
+    print_outputs(run_dir, args.keys_dir)
+    reported = write_session_report(run_dir) if args.stack in SIGNING_STACKS else True
+    return 1 if dead or not reported else 0
 
 
 if __name__ == "__main__":

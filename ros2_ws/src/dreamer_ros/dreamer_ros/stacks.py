@@ -10,9 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dreamer_core.config import DEFAULT_PRESET
+from dreamer_core.deploy.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, load_private_key, load_public_key
+from dreamer_core.report.run_layout import RunLayout
 
-# Stacks that run the learner, which signs bundles with the private key.
+# Stacks that run the learner, which signs bundles with the private key (and keep replay data beside it).
 SIGNING_STACKS = ("sim", "offboard")
+# Key files each stack's nodes read: the learner signs with the private key, the control node verifies
+# with the public one.
+STACK_KEYS = {"sim": (PRIVATE_KEY_NAME, PUBLIC_KEY_NAME), "onboard": (PUBLIC_KEY_NAME,),
+              "offboard": (PRIVATE_KEY_NAME,)}
 
 STACKS = {
     "sim": ("sim_robot", "control_node", "replay_node", "learner_node"),
@@ -43,26 +49,26 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
     """
     if stack not in STACKS:
         raise ValueError(f"unknown stack {stack!r}; choose one of {sorted(STACKS)}")
-    config_dir, run_dir = Path(config_dir), Path(run_dir)
+    config_dir, run = Path(config_dir), RunLayout(Path(run_dir))
     namespace = absolute_namespace(namespace)
-    keys = Path(keys_dir) if keys_dir else run_dir / "keys"
+    keys = Path(keys_dir) if keys_dir else run.root / "keys"
     common = {"robot_config": robot}
     overrides = {
         "sim_robot": {},
         "control_node": {
-            "public_key": str(keys / "policy_signing.pub"),
+            "public_key": str(keys / PUBLIC_KEY_NAME),
             "allow_unsigned": allow_unsigned,
             # In simulation the control node stands the robot up again after each episode.
             "reset_service": f"{namespace}/sim_robot/reset" if stack == "sim" else "",
             # A simulated robot's policy versions belong to this run (each run's learner starts at v1);
             # a real robot keeps them in its per-user default state directory.
-            "state_dir": str(run_dir / "control_state") if stack == "sim" else "",
+            "state_dir": str(run.control_state) if stack == "sim" else "",
         },
-        "replay_node": {"replay_dir": str(run_dir / "replay")},
+        "replay_node": {"replay_dir": str(run.replay)},
         "learner_node": {
-            "replay_dir": str(run_dir / "replay"),
-            "run_dir": str(run_dir / "learner"),
-            "private_key": str(keys / "policy_signing.key"),
+            "replay_dir": str(run.replay),
+            "run_dir": str(run.learner),
+            "private_key": str(keys / PRIVATE_KEY_NAME),
             "preset": preset,
         },
     }
@@ -80,15 +86,20 @@ def absolute_namespace(namespace: str) -> str:
     return f"/{name}" if name else ""
 
 
-def ensure_signing_keys(keys_dir: str | Path) -> Path:
-    """Create a signing key pair in `keys_dir` if there is none.
+def check_signing_keys(stack: str, keys_dir: str | Path) -> None:
+    """Fail before any node starts when a key file the stack's nodes read is missing or unusable.
 
-    Used where the learner runs (sim and offboard stacks): the private key never
-    leaves that host; copy `policy_signing.pub` to the robot's keys_dir.
+    Keys are only ever made by `dreamer-policy keygen`: a stack that made its own when none was
+    found would turn a typo in keys_dir into a new key pair whose bundles every robot refuses.
+    Raises OSError or ValueError naming the file and the command that makes it.
     """
-    from dreamer_core.deploy import generate_keypair
-
     keys_dir = Path(keys_dir)
-    if not (keys_dir / "policy_signing.key").is_file():
-        generate_keypair(keys_dir)
-    return keys_dir
+    for name in STACK_KEYS[stack]:
+        path = keys_dir / name
+        if not path.is_file():
+            make = (f"copy {PUBLIC_KEY_NAME} from the learner host, where `dreamer-policy keygen --out DIR` made "
+                    "it (docs/real_robot_day.md)" if stack == "onboard"
+                    else f"create the key pair with `dreamer-policy keygen --out {keys_dir}`")
+            raise FileNotFoundError(f"{path} not found: {make}; or point --keys-dir / keys_dir at the folder "
+                                    "holding it")
+        (load_private_key if name == PRIVATE_KEY_NAME else load_public_key)(path)

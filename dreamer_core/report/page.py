@@ -1,0 +1,166 @@
+"""The session report as one self-contained HTML page: figures are PNGs embedded as data URIs and
+the style is inline, so the single file opens offline, can be mailed or attached to an issue."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Callable
+from datetime import datetime
+from html import escape
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from dreamer_core.report import plots
+from dreamer_core.report.run_data import RunData, load_run
+
+# (anchor, title, how to read it, figure) in page order; docs/report.md explains each in full.
+SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]] = [
+    ("returns", "Real return per episode",
+     "Each dot is one complete episode the robot ran, placed at the real steps recorded by its end and coloured "
+     "by the policy version that ran it; the black line is the running mean. Vertical lines mark the learner's "
+     "decisions and the robot's rollbacks when they happened. Improvement shows as the dots of newer versions "
+     "sitting higher.", plots.return_over_time),
+    ("by-version", "Mean real return per version",
+     "Bars are the mean return of each version's episodes, whiskers a bootstrap interval of that mean. "
+     "Overlapping whiskers: the data cannot tell the versions apart yet.", plots.return_by_version),
+    ("imagined", "Imagined vs real reward per step",
+     "What the world model promised for each promoted version against what the robot then collected. A "
+     "purple bar far above its blue one means the actor exploits model errors (over-optimism).",
+     plots.imagined_vs_real),
+    ("losses", "World-model losses",
+     "The world model's loss terms per update from the learner's TensorBoard events; they should fall and "
+     "settle. A rise after new data arrives is normal (the model meets states it has not seen).",
+     plots.world_model_losses),
+    ("open-loop", "Open-loop error or skill per step k",
+     "How well the model predicts k steps ahead from real states with the real actions. Errors grow with k; "
+     "skill (1 = perfect, 0 = no better than a constant guess) falls with k.", plots.open_loop),
+    ("timing", "Control latency and jitter",
+     "Per-tick compute time of the control node and how far each tick started from its schedule. Ticks at or "
+     "above the control period miss deadlines.", plots.control_timing),
+    ("replay", "Replay growth",
+     "Real steps recorded per session and per day: how much robot time the learner has had.", plots.replay_growth),
+]
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+p.meta { color: #666; margin-top: 0; } p.how { color: #444; max-width: 60em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } img { max-width: 100%; border: 1px solid #eee; }
+.nodata { background: #fff6e0; border-left: 4px solid #e0a000; padding: 0.6em 1em; }
+.promoted { color: #176f2c; font-weight: 600; } .held { color: #8a5a00; }
+nav a { margin-right: 1em; }
+"""
+
+
+def png_data_uri(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _table(headers: list[str], rows: list[list], raw: bool = False) -> str:
+    """An HTML table (no header row when ``headers`` is empty); cells are escaped unless ``raw``
+    (cells built here, already escaped)."""
+    cell = (lambda v: v) if raw else escape
+    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>" if headers else ""
+    body = "".join("<tr>" + "".join(f"<td>{cell(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S") if stamp > 0 else "-"
+
+
+def summary(data: RunData) -> str:
+    episodes = data.episodes
+    by_version = plots.single_version_episodes(data)
+    promoted = [d for d in data.decisions if d.promoted]
+    rows = [
+        ["complete episodes", len(episodes)],
+        ["real steps recorded", sum(s.steps for s in data.sessions)],
+        ["sessions", len(data.sessions)],
+        ["first / last step", f"{_when(min((s.start for s in data.sessions), default=0))} / "
+                              f"{_when(max((s.end for s in data.sessions), default=0))}"],
+        ["versions that ran", ", ".join(f"v{v}" for v in by_version) or "-"],
+        ["gate decisions", f"{len(promoted)} promoted, {len(data.decisions) - len(promoted)} held back"],
+        ["robot rollbacks", sum(e.event == "rolled_back" for e in data.events)],
+    ]
+    if by_version:
+        first, newest = next(iter(by_version)), next(reversed(by_version))
+        rows.append(["mean real return", "; ".join(
+            f"{plots.version_label(v)}: {sum(e.ret for e in by_version[v]) / len(by_version[v]):.2f} "
+            f"over {len(by_version[v])} episodes" for v in dict.fromkeys((first, newest)))])
+    return _table([], rows)
+
+
+def _nothing(what: str, why: str) -> str:
+    return f'<p class="nodata">{escape(what)} ({escape(why)}).</p>'
+
+
+def decisions_table(data: RunData) -> str:
+    if not data.decisions:
+        return _nothing("No gate decision recorded",
+                        data.notes.get("learner state", "the learner has not reached its first candidate"))
+    rows = []
+    for d in sorted(data.decisions, key=lambda d: d.update):
+        outcome = '<span class="promoted">promoted</span>' if d.promoted else '<span class="held">held back</span>'
+        rows.append([f"v{d.version}", str(d.update), escape(_when(d.time)), outcome,
+                     escape("; ".join(d.reasons) or "passed every check")])
+    return _table(["candidate", "update", "time", "decision", "why"], rows, raw=True)
+
+
+def events_table(data: RunData) -> str:
+    if not data.events:
+        return _nothing("No policy event from the robot recorded", data.notes.get("policy events", "none published"))
+    return _table(["time", "version", "event", "reason"],
+                  [[_when(e.time), f"v{e.version}", e.event, e.reason] for e in data.events])
+
+
+def render(data: RunData) -> str:
+    """The report page of ``data`` as HTML text."""
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>dreamer-ros session report: {escape(data.layout.root.name)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Session report: {escape(data.layout.root.name)}</h1>",
+        f'<p class="meta">{escape(str(data.layout.root))} · generated {time.strftime("%Y-%m-%d %H:%M:%S")} '
+        "· how to read it: docs/report.md</p>",
+        "<nav>" + "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _, _ in SECTIONS)
+        + '<a href="#decisions">Gate decisions</a><a href="#events">Robot policy events</a>'
+        '<a href="#sources">Sources</a></nav>',
+        "<h2>Summary</h2>", summary(data),
+    ]
+    for anchor, title, how, draw in SECTIONS:
+        parts.append(f'<h2 id="{anchor}">{escape(title)}</h2><p class="how">{escape(how)}</p>')
+        figure = draw(data)
+        if isinstance(figure, plots.NoData):
+            parts.append(f'<p class="nodata">No data: {escape(figure.reason)}.</p>')
+        else:
+            parts.append(f'<img alt="{escape(title)}" src="{png_data_uri(figure)}">')
+    parts += ['<h2 id="decisions">Gate decisions (learner)</h2>', decisions_table(data),
+              '<h2 id="events">Robot policy events</h2>', events_table(data),
+              '<h2 id="sources">Sources</h2>', sources_table(data), "</body></html>"]
+    return "\n".join(parts)
+
+
+def sources_table(data: RunData) -> str:
+    layout = data.layout
+    rows = [[name, str(path), data.notes.get(name, "read")] for name, path in (
+        ("replay", layout.replay), ("learner state", layout.learner_state), ("bundles", layout.bundles),
+        ("learner TensorBoard", layout.learner_tensorboard), ("diagnostics", layout.diagnostics_log),
+        ("policy events", layout.policy_events_log))]
+    return _table(["source", "path", "status"], rows)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Render the report of ``run_dir`` to ``out`` (default ``<run_dir>/report.html``); returns its path."""
+    data = load_run(run_dir)
+    path = Path(out) if out is not None else data.layout.report
+    path.write_text(render(data), encoding="utf-8")
+    return path

@@ -1,0 +1,334 @@
+"""The figures of the session report, one function per figure (matplotlib, Agg: no display needed).
+
+Each returns a matplotlib ``Figure``, or ``NoData`` saying why there is nothing to draw, so a run
+with a missing source still gets a report. Figures are built with ``Figure`` directly (no pyplot
+state), which keeps them independent of any GUI backend and of each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from dreamer_core.report.run_data import RunData
+from dreamer_core.storage.episodes import Episode
+
+# Episodes averaged by the running mean of the return plot.
+RUNNING_MEAN_EPISODES = 10
+# Bootstrap resamples and level of the interval around each version's mean return.
+BOOTSTRAP_RESAMPLES = 2000
+INTERVAL_LEVEL = 0.95
+# Curves drawn in the open-loop plot (the newest versions or decisions).
+NEWEST_CURVES = 6
+INITIAL_POLICY_COLOUR = "0.55"
+
+
+@dataclass(frozen=True)
+class NoData:
+    reason: str
+
+
+def version_colour(version: int):
+    """One colour per policy version (grey: the initial policy, v0)."""
+    return INITIAL_POLICY_COLOUR if version == 0 else matplotlib.colormaps["tab10"]((version - 1) % 10)
+
+
+def version_label(version: int) -> str:
+    return "v0 (initial policy)" if version == 0 else f"v{version}"
+
+
+def _figure(height: float = 4.0, panels: int = 1) -> tuple[Figure, list]:
+    figure = Figure(figsize=(10, height), dpi=100, layout="constrained")
+    return figure, list(np.atleast_1d(figure.subplots(1, panels)))
+
+
+def _label(ax, title: str, xlabel: str = "", ylabel: str = "", legend_outside: bool = False) -> None:
+    """Titles, a light grid and (outside the axes, right) a legend."""
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    if legend_outside:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def _time(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp)
+
+
+def _missing(data: RunData, source: str, otherwise: str) -> NoData:
+    return NoData(f"{source}: {data.notes[source]}" if source in data.notes else otherwise)
+
+
+# -- real returns -------------------------------------------------------------------------
+
+
+def return_over_time(data: RunData) -> Figure | NoData:
+    """Real return of every complete episode against the real steps recorded when it ended (robot
+    experience: gaps between sessions and days take no room), coloured by policy version, with the
+    running mean, the learner's decisions and the robot's rollbacks placed at the experience of
+    their time."""
+    episodes = sorted(data.episodes, key=lambda e: e.end_stamp)
+    if not episodes:
+        return _missing(data, "replay", "no complete episode in the replay store yet")
+    figure, (ax,) = _figure(4.5)
+    experience = np.cumsum([e.steps for e in episodes])
+    by_version: dict[int, list[int]] = defaultdict(list)
+    for i, e in enumerate(episodes):
+        by_version[e.policy_version].append(i)
+    for version, index in sorted(by_version.items()):
+        ax.scatter(experience[index], [episodes[i].ret for i in index], s=14, color=version_colour(version),
+                   label=version_label(version), zorder=3)
+    if len(episodes) >= RUNNING_MEAN_EPISODES:
+        returns = np.array([e.ret for e in episodes])
+        mean = np.convolve(returns, np.ones(RUNNING_MEAN_EPISODES) / RUNNING_MEAN_EPISODES, mode="valid")
+        ax.plot(experience[RUNNING_MEAN_EPISODES - 1:], mean, color="black", linewidth=1.5,
+                label=f"mean of last {RUNNING_MEAN_EPISODES}", zorder=4)
+    marks = [(d.time, "tab:green" if d.promoted else "0.6", "-" if d.promoted else ":",
+              f"v{d.version} promoted" if d.promoted else f"v{d.version} held back") for d in data.decisions]
+    marks += [(e.time, "tab:red", "--", f"v{e.version} {e.event.replace('_', ' ')}") for e in data.events
+              if e.event in ("rolled_back", "blocked")]
+    ends = np.array([e.end_stamp for e in episodes])
+    for stamp, colour, style, text in marks:
+        if episodes[0].start_stamp <= stamp <= ends[-1]:  # later ones: only in the tables below
+            x = float(np.interp(stamp, ends, experience))
+            ax.axvline(x, color=colour, linestyle=style, linewidth=1.2, zorder=2)
+            ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+                        fontsize=8, color=colour)
+    _label(ax, "Real return per episode (lines: green promoted, grey dotted held back, red dashed rolled back)",
+           "real steps recorded (robot experience)", "episode return (real)", legend_outside=True)
+    return figure
+
+
+def bootstrap_interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile bootstrap interval (``INTERVAL_LEVEL``) of the mean of ``values``."""
+    means = np.concatenate([rng.choice(values, (BOOTSTRAP_RESAMPLES // 10, len(values))).mean(axis=1)
+                            for _ in range(10)])
+    tail = (1 - INTERVAL_LEVEL) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def single_version_episodes(data: RunData) -> dict[int, list[Episode]]:
+    """Complete episodes run by one version from start to end, by version."""
+    by_version: dict[int, list[Episode]] = defaultdict(list)
+    for e in data.episodes:
+        if not e.mixed_versions:
+            by_version[e.policy_version].append(e)
+    return dict(sorted(by_version.items()))
+
+
+def return_by_version(data: RunData) -> Figure | NoData:
+    """Mean real return per version with a bootstrap interval and the number of episodes."""
+    by_version = single_version_episodes(data)
+    if not by_version:
+        return _missing(data, "replay", "no complete episode in the replay store yet")
+    rng = np.random.default_rng(0)
+    figure, (ax,) = _figure(3.8)
+    for i, (version, group) in enumerate(by_version.items()):
+        returns = np.array([e.ret for e in group])
+        mean = float(returns.mean())
+        ax.bar(i, mean, color=version_colour(version), alpha=0.8)
+        if len(returns) >= 2:
+            low, high = bootstrap_interval(returns, rng)
+            ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], color="black", capsize=5)
+        ax.annotate(f"n={len(returns)}", (i, 0), xytext=(0, 3), textcoords="offset points", ha="center",
+                    fontsize=8)
+    ax.set_xticks(range(len(by_version)), [version_label(v) for v in by_version])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel("mean episode return (real)")
+    ax.set_title(f"Mean real return per policy version ({INTERVAL_LEVEL:.0%} bootstrap interval; "
+                 "episodes that swapped policy mid-way left out)")
+    ax.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def imagined_vs_real(data: RunData) -> Figure | NoData:
+    """Per promoted version: the reward per step the model imagined when promoting it, beside the
+    reward per step the robot then really collected with it."""
+    imagined = data.imagined_reward_per_step()
+    if not imagined:
+        return _missing(data, "learner state", "no promoted version has an imagined reward recorded yet")
+    real = {}
+    for version, group in single_version_episodes(data).items():
+        steps = sum(e.steps - 1 for e in group)  # an episode's first row carries no reward
+        if steps > 0:
+            real[version] = sum(e.ret for e in group) / steps
+    versions = sorted(set(imagined) | {v for v in real if v > 0})
+    figure, (ax,) = _figure(3.8)
+    x = np.arange(len(versions))
+    for offset, values, colour, label in ((-0.2, imagined, "tab:purple", "imagined (learner, at promotion)"),
+                                          (0.2, real, "tab:blue", "real (robot, this run)")):
+        bars = ax.bar(x + offset, [values.get(v, np.nan) for v in versions], width=0.4, color=colour, label=label)
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+    for i, v in enumerate(versions):
+        if v not in real:
+            ax.annotate("no real data", (i + 0.2, 0), xytext=(0, 3), textcoords="offset points", ha="center",
+                        fontsize=8, rotation=90)
+    ax.set_xticks(x, [version_label(v) for v in versions])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel("mean reward per step")
+    ax.set_title("Imagined vs real reward per step, per promoted version (imagined above real = over-optimism)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
+
+
+# -- the learner ------------------------------------------------------------------------
+
+
+def world_model_losses(data: RunData) -> Figure | NoData:
+    """The world model's loss terms over updates (learner TensorBoard ``train/loss/*``)."""
+    tags = sorted(t for t in data.scalars if t.startswith("train/loss/") and
+                  t.rsplit("/", 1)[1] not in ("actor", "critic"))
+    if not tags:
+        return _missing(data, "learner TensorBoard", "no train/loss/* scalars: the learner has not trained yet")
+    figure, (ax,) = _figure(3.8)
+    positive = True
+    for tag in tags:
+        series = data.scalars[tag]
+        ax.plot(series.steps, series.values, label=tag.removeprefix("train/loss/"), linewidth=1.2,
+                marker="." if len(series.steps) < 30 else None)
+        positive &= bool(np.all(series.values > 0))
+    if positive:
+        ax.set_yscale("log")
+    _label(ax, "World-model losses over updates (world_model = the weighted sum)", "update", "loss",
+           legend_outside=True)
+    return figure
+
+
+K_METRIC = re.compile(r"^(?P<name>.+)_k(?P<k>\d+)$")
+
+
+def open_loop_curves(data: RunData) -> tuple[str, dict[str, dict[str, list[tuple[int, float]]]]]:
+    """Per-k model checks, newest first: ``(source, {curve label: {measure: [(k, value)]}})``.
+
+    Bundle manifests carry whole curves (``evaluation`` lists, k = 1..K, e.g. ``skill_reward``);
+    otherwise the gate decisions' ``<measure>_k<k>`` metrics (e.g. ``open_loop_reward_error_k15``).
+    """
+    curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for version in sorted(data.manifests, reverse=True)[:NEWEST_CURVES]:
+        lists = {name: value for name, value in data.manifests[version].evaluation.items() if isinstance(value, list)}
+        if lists:
+            curves[f"v{version}"] = {name: list(enumerate(values, start=1)) for name, values in lists.items()}
+    if curves:
+        return "policy bundle manifests (evaluation curves)", curves
+    for decision in sorted(data.decisions, key=lambda d: d.update, reverse=True)[:NEWEST_CURVES]:
+        measures: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for key, value in decision.metrics.items():
+            match = K_METRIC.match(key)
+            if match and isinstance(value, int | float):
+                measures[match["name"]].append((int(match["k"]), float(value)))
+        if measures:
+            state = "promoted" if decision.promoted else "held back"
+            curves[f"v{decision.version} ({state}, update {decision.update})"] = {
+                name: sorted(points) for name, points in measures.items()}
+    return "gate decisions (learner_state.json metrics)", curves
+
+
+def open_loop(data: RunData) -> Figure | NoData:
+    """The model's open-loop error or skill against the number of steps k it predicts ahead."""
+    source, curves = open_loop_curves(data)
+    if not curves:
+        return _missing(data, "learner state", "not recorded: no gate decision or bundle carries per-k "
+                                               "open-loop measures yet")
+    measures = sorted({m for by_measure in curves.values() for m in by_measure})
+    figure, axes = _figure(3.6, len(measures))
+    for ax, measure in zip(axes, measures, strict=True):
+        for i, (label, by_measure) in enumerate(curves.items()):
+            if measure in by_measure:
+                k, value = zip(*by_measure[measure], strict=True)
+                shade = 0.85 * i / max(1, len(curves) - 1)  # newest (first) darkest
+                ax.plot(k, value, marker="o", markersize=3, label=label, color=matplotlib.colormaps["viridis"](shade))
+        ax.set_xlabel("open-loop steps k")
+        ax.set_title(measure, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.suptitle(f"Model checks per prediction step k (from {source}; newest darkest)", fontsize=11)
+    return figure
+
+
+# -- the robot ---------------------------------------------------------------------------
+
+
+def tick_histograms(data: RunData) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, str]]] | None:
+    """Bin edges (ms), the latency and jitter counts summed over every control session recorded (the
+    last snapshot of each: counts run from the node's start), and those snapshots, oldest first."""
+    newest: dict[str, dict[str, str]] = {}
+    for _, values in data.control:
+        if values.get("latency_histogram"):
+            newest[values.get("session_id", "")] = values
+    if not newest:
+        return None
+    edges = np.array([float(v) for v in next(iter(newest.values()))["histogram_edges_ms"].split(",")])
+    counts = {}
+    for key in ("latency_histogram", "jitter_histogram"):
+        counts[key] = sum(np.array([int(c) for c in values[key].split(",")]) for values in newest.values())
+    return edges, counts, list(newest.values())
+
+
+def control_timing(data: RunData) -> Figure | NoData:
+    """Histograms of the control tick's compute latency and of its start jitter."""
+    histograms = tick_histograms(data)
+    if histograms is None:
+        return _missing(data, "diagnostics", "no control-node timing histogram recorded (the control node "
+                                             "was not seen on /diagnostics by dreamer-stack)")
+    edges, counts, snapshots = histograms
+    newest = snapshots[-1]
+    labels = [f"<{edges[0]:g}"] + [f"{a:g}–{b:g}" for a, b in itertools.pairwise(edges)]
+    labels.append(f"≥{edges[-1]:g}")
+    figure, axes = _figure(3.8, 2)
+    for ax, key, title, percentiles in (
+        (axes[0], "latency_histogram", "compute latency per tick", ("latency_p50_ms", "latency_p99_ms")),
+        (axes[1], "jitter_histogram", "start jitter |spacing − period|",
+         ("jitter_p50_ms", "jitter_p99_ms", "jitter_max_ms")),
+    ):
+        values = counts[key]
+        used = np.flatnonzero(values)
+        span = slice(used[0], used[-1] + 1) if len(used) else slice(0, len(values))
+        ax.bar(range(span.stop - span.start), values[span], color="tab:blue")
+        ax.set_xticks(range(span.stop - span.start), labels[span], rotation=45, ha="right", fontsize=8)
+        ax.set_yscale("log" if values.max() > 0 else "linear")
+        ax.set_xlabel("ms")
+        ax.set_ylabel("ticks")
+        text = ", ".join(f"{p.split('_', 1)[1].removesuffix('_ms')} {float(newest[p]):.3g}" for p in percentiles
+                         if p in newest)
+        ax.set_title(f"{title}\n(recent ticks: {text} ms)" if text else title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    total = int(counts["latency_histogram"].sum())
+    figure.suptitle(f"Control loop timing: {total} ticks in {len(snapshots)} control session(s)", fontsize=11)
+    return figure
+
+
+def replay_growth(data: RunData) -> Figure | NoData:
+    """Real steps recorded per session and per day (every step ever stored, evicted ones too)."""
+    sessions = [s for s in data.sessions if s.steps > 0]
+    if not sessions:
+        return _missing(data, "replay", "the replay store holds no session yet")
+    figure, axes = _figure(3.8, 2)
+    ax = axes[0]
+    ax.bar(range(len(sessions)), [s.steps for s in sessions], color="tab:blue")
+    ax.plot(range(len(sessions)), np.cumsum([s.steps for s in sessions]), color="black", marker=".",
+            label="cumulative")
+    labels = [_time(s.start).strftime("%m-%d %H:%M") if s.start > 0 else s.session_id[:12] for s in sessions]
+    ax.set_xticks(range(len(sessions)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_title("steps per session (by session start)", fontsize=10)
+    ax.set_ylabel("steps")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    per_day: dict[str, int] = defaultdict(int)
+    for s in sessions:
+        per_day[_time(s.start).strftime("%Y-%m-%d") if s.start > 0 else "unstamped"] += s.steps
+    days = sorted(per_day)
+    axes[1].bar(range(len(days)), [per_day[d] for d in days], color="tab:green")
+    axes[1].set_xticks(range(len(days)), days, rotation=45, ha="right", fontsize=8)
+    axes[1].set_title("steps per day", fontsize=10)
+    axes[1].grid(axis="y", alpha=0.3)
+    figure.suptitle(f"Replay growth: {sum(s.steps for s in sessions)} real steps in {len(sessions)} session(s)",
+                    fontsize=11)
+    return figure

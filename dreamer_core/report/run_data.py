@@ -1,0 +1,158 @@
+"""Everything the session report reads from a run directory, each source read on its own.
+
+A source that is missing or unreadable never stops the report: it is left empty and
+``RunData.notes`` says why, so the page can say "no data: <why>" where a plot would be.
+
+Sources (paths from :class:`RunLayout`): the replay store (episodes and sessions), the learner's
+``learner_state.json`` (every gate decision and the imagined reward per step of promoted
+versions), the bundles' manifests (what the learner measured about each promoted version), the
+learner's TensorBoard events (losses), and what dreamer-stack recorded itself: ``/diagnostics``
+snapshots (control timing histograms) and the robot's policy events.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dreamer_core.deploy.bundle import load_bundle_file
+from dreamer_core.deploy.manifest import Manifest, parse_manifest
+from dreamer_core.report.run_layout import RunLayout
+from dreamer_core.report.tensorboard_scalars import Series, read_scalars
+from dreamer_core.storage import ReplayStore, ReplayStoreError, SessionInfo
+from dreamer_core.storage.episodes import Episode, episodes
+
+# Errors a damaged or half-written source may raise; anything else is a bug and propagates.
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError, ReplayStoreError)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One gate decision of the learner on a candidate version."""
+
+    version: int
+    update: int
+    time: float
+    promoted: bool
+    reasons: list[str]
+    metrics: dict
+
+
+@dataclass(frozen=True)
+class PolicyEvent:
+    """A decision of the robot about a policy version (canary_started, rolled_back, ...)."""
+
+    time: float
+    version: int
+    event: str
+    reason: str
+
+
+@dataclass
+class RunData:
+    layout: RunLayout
+    episodes: list[Episode] = field(default_factory=list)  # complete episodes, in store order
+    sessions: list[SessionInfo] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    predicted_reward: dict[int, float] = field(default_factory=dict)  # learner state: imagined reward/step
+    manifests: dict[int, Manifest] = field(default_factory=dict)  # promoted bundles by version
+    scalars: dict[str, Series] = field(default_factory=dict)  # learner TensorBoard
+    control: list[tuple[float, dict[str, str]]] = field(default_factory=list)  # (time, control diagnostics)
+    events: list[PolicyEvent] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # source -> why it is empty
+
+    def imagined_reward_per_step(self) -> dict[int, float]:
+        """The learner's imagined reward per step per promoted version: the manifest's
+        ``evaluation.imagined_reward_per_step`` where recorded, else the learner state's."""
+        imagined = dict(self.predicted_reward)
+        for version, manifest in self.manifests.items():
+            value = manifest.evaluation.get("imagined_reward_per_step")
+            if isinstance(value, float):
+                imagined[version] = value
+        return imagined
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read every source of ``run_dir``; see the module docstring."""
+    layout = RunLayout(Path(run_dir))
+    data = RunData(layout)
+    for source, reader in (("replay", _read_replay), ("learner state", _read_learner_state),
+                           ("bundles", _read_bundles), ("learner TensorBoard", _read_scalars),
+                           ("diagnostics", _read_diagnostics), ("policy events", _read_events)):
+        try:
+            reader(data)
+        except READ_ERRORS as exc:
+            data.notes[source] = f"unreadable: {type(exc).__name__}: {exc}"
+    return data
+
+
+def _exists(data: RunData, source: str, path: Path) -> bool:
+    if path.exists():
+        return True
+    data.notes[source] = f"{path} does not exist"
+    return False
+
+
+def _read_replay(data: RunData) -> None:
+    if not _exists(data, "replay", data.layout.replay / "store.json"):
+        return
+    with ReplayStore(data.layout.replay, readonly=True) as store:
+        data.sessions = store.sessions()
+        data.episodes = [e for e in episodes(store.iter_steps()) if e.complete]
+
+
+def _read_learner_state(data: RunData) -> None:
+    if not _exists(data, "learner state", data.layout.learner_state):
+        return
+    state = json.loads(data.layout.learner_state.read_text())
+    data.decisions = [Decision(version=int(d["version"]), update=int(d["update"]), time=float(d["time"]),
+                               promoted=bool(d["promoted"]), reasons=list(d.get("reasons", [])),
+                               metrics=dict(d.get("metrics", {})))
+                      for d in state.get("promotions", [])]
+    data.predicted_reward = {int(v): float(r) for v, r in state.get("predicted_reward", {}).items()}
+
+
+def _read_bundles(data: RunData) -> None:
+    if not _exists(data, "bundles", data.layout.bundles):
+        return
+    for path in sorted(data.layout.bundles.glob("policy_v*.bundle")):
+        try:
+            manifest = parse_manifest(load_bundle_file(path).manifest_json)
+        except READ_ERRORS as exc:  # a damaged bundle (BundleRejected is a ValueError): the others still count
+            data.notes.setdefault("bundles", f"{path.name} unreadable: {exc}")
+            continue
+        data.manifests[manifest.policy_version] = manifest
+
+
+def _read_scalars(data: RunData) -> None:
+    if _exists(data, "learner TensorBoard", data.layout.learner_tensorboard):
+        data.scalars = read_scalars(data.layout.learner_tensorboard)
+
+
+def _json_lines(path: Path) -> list[dict]:
+    """The records of a JSON-lines file; a torn last line (the writer stopped mid-line) is skipped."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _read_diagnostics(data: RunData) -> None:
+    if not _exists(data, "diagnostics", data.layout.diagnostics_log):
+        return
+    for record in _json_lines(data.layout.diagnostics_log):
+        control = record["nodes"].get("control_node")
+        if control:
+            data.control.append((float(record["time"]), control))
+
+
+def _read_events(data: RunData) -> None:
+    if not _exists(data, "policy events", data.layout.policy_events_log):
+        return
+    data.events = [PolicyEvent(time=float(r["time"]), version=int(r["version"]), event=str(r["event"]),
+                               reason=str(r.get("reason", "")))
+                   for r in _json_lines(data.layout.policy_events_log)]
