@@ -22,14 +22,13 @@ from stack_harness import Monitor, NodeProcesses
 
 from dreamer_core.algorithms.agent import Agent
 from dreamer_core.config import load_agent_config
-from dreamer_core.deploy import PolicyRuntime, build_bundle, load_private_key
+from dreamer_core.deploy import PolicyRuntime, build_bundle, generate_keypair, load_private_key
 from dreamer_core.deploy.export import export_agent
 from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 from dreamer_core.storage import ReplayStore
 from dreamer_core.storage.episodes import episodes
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_to_msg
-from dreamer_ros.stacks import ensure_signing_keys
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -54,7 +53,7 @@ def test_a_bad_canary_is_rolled_back_reported_and_refused_again(tmp_path, ros_en
     robot.write_text(yaml.safe_dump(config))
     model = parse_robot_config(config)
     spec, topics = model.policy_spec(), model.topics
-    keys = ensure_signing_keys(tmp_path / "keys")
+    keys = generate_keypair(tmp_path / "keys")[0].parent
     key = load_private_key(keys / "policy_signing.key")
     run = tmp_path / "run"
     stack = NodeProcesses(run, ros_env, robot=str(robot), keys_dir=keys)
