@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -23,20 +27,40 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-def unique_domain_id() -> int:
-    # Stay in 1..200 (DDS port arithmetic allows up to 232); spread by pid so parallel runs do not meet.
-    return 1 + (os.getpid() * 13 + next(_domain_ids)) % 200
+DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "dreamer_ros_test_domains"
+
+
+def reserve_domain_id() -> tuple[int, IO]:
+    """A ROS domain no other test on this machine holds, and the open lock file that holds it.
+
+    Test runs in parallel (several checkouts, CI next to a developer) must never share a domain: a
+    node would talk to another run's nodes. A flock is released by the kernel when its holder dies,
+    so a killed run leaves nothing stale. Domains stay in 1..200 (DDS port arithmetic allows 232).
+    """
+    DOMAIN_LOCKS.mkdir(exist_ok=True)
+    start = next(_domain_ids) + os.getpid() * 13
+    for offset in range(200):
+        domain = 1 + (start + offset) % 200
+        lock = open(DOMAIN_LOCKS / f"{domain}.lock", "a")  # noqa: SIM115 - held until the test ends
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return domain, lock
+    raise RuntimeError(f"all 200 test ROS domains are in use (locks in {DOMAIN_LOCKS})")
 
 
 @pytest.fixture
-def ros_env(monkeypatch) -> dict[str, str]:
+def ros_env(monkeypatch) -> Iterator[dict[str, str]]:
     """Environment for ROS processes: this machine only, a domain no other test uses."""
-    domain = str(unique_domain_id())
-    monkeypatch.setenv("ROS_DOMAIN_ID", domain)
+    domain, lock = reserve_domain_id()
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
-    return env
+    with lock:
+        yield env
 
 
 def python_exe() -> str:

@@ -131,6 +131,13 @@ class Monitor(DiagnosticsWatcher):
         publisher.publish(msg)
         self._publishers.append(publisher)  # transient-local: keep it alive for late matching
 
+    def withdraw_bundles(self) -> None:
+        """Destroy the bundle publishers: a node started later must not receive their old bundles
+        (transient-local delivers each again, in an order nobody controls)."""
+        for publisher in self._publishers:
+            self.node.destroy_publisher(publisher)
+        self._publishers.clear()
+
     def set_pause(self, paused: bool) -> None:
         assert self.pause.wait_for_service(timeout_sec=10.0), "sim_robot pause service missing"
         future = self.pause.call_async(SetBool.Request(data=paused))

@@ -248,6 +248,19 @@ def test_runner_never_creates_keys_and_names_the_missing_one(stack, missing, tmp
     assert not (tmp_path / "typo").exists() and not (tmp_path / "run").exists()
 
 
+def test_runner_says_why_a_node_exited_early(tmp_path, ros_env):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "replay").write_text("not a store")  # the replay node cannot open it
+    keys = generate_keypair(tmp_path / "keys")[0].parent
+    result = subprocess.run(["dreamer-stack", "offboard", "--run-dir", str(run), "--keys-dir", str(keys),
+                             "--minutes", "3"], env=ros_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0, result.stdout
+    assert "node(s) exited early: ['replay_node']" in result.stderr
+    assert "replay_node exited with status 1:" in result.stderr
+    assert f"[replay_node] cannot start: cannot open replay store {run / 'replay'}" in result.stderr
+
+
 @pytest.mark.parametrize("executable", sorted({n for nodes in STACKS.values() for n in nodes}))
 def test_node_help_prints_usage_and_writes_nothing(executable, tmp_path):
     exe = Path(get_package_prefix("dreamer_ros")) / "lib/dreamer_ros" / executable

@@ -91,6 +91,12 @@ class Stack:
     def dead(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is not None]
 
+    def why_exited(self, name: str, lines: int = 5) -> str:
+        """Exit status and the last lines of `name`'s log: the cause, without opening the file."""
+        tail = (self.logs / f"{name}.log").read_text(errors="replace").strip().splitlines()[-lines:]
+        return f"{name} exited with status {self.processes[name].returncode}:\n" + "\n".join(
+            f"    {line}" for line in tail)
+
     def stop(self, grace_s: float = 20.0) -> None:
         names = sorted(self.processes, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else 0)
         for name in names:
@@ -396,6 +402,8 @@ def main(argv=None) -> int:
             dead = stack.dead()
             if dead:
                 print(f"[dreamer-stack] node(s) exited early: {dead}; see {stack.logs}", file=sys.stderr)
+                for name in dead:
+                    print(f"[dreamer-stack] {stack.why_exited(name)}", file=sys.stderr)
                 break
     except KeyboardInterrupt:
         stopped_by_user = True

@@ -1,0 +1,21 @@
+"""Test runs on one machine never share a ROS domain (parallel checkouts, CI next to a developer)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO_ROOT, reserve_domain_id
+
+
+def test_a_held_domain_is_never_handed_out_again_until_released():
+    held = [reserve_domain_id() for _ in range(5)]
+    domains = [domain for domain, _ in held]
+    assert len(set(domains)) == 5 and all(1 <= d <= 200 for d in domains)
+    # Another process (another test run) skips every domain this one holds.
+    probe = "from conftest import reserve_domain_id; print(reserve_domain_id()[0])"
+    other = {int(subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT / "tests", capture_output=True,
+                                text=True, check=True).stdout) for _ in range(3)}
+    assert not other & set(domains)
+    for _, lock in held:
+        lock.close()
