@@ -28,15 +28,26 @@ def unique_domain_id() -> int:
     return 1 + (os.getpid() * 13 + next(_domain_ids)) % 200
 
 
-@pytest.fixture
-def ros_env(monkeypatch) -> dict[str, str]:
-    """Environment for ROS processes: this machine only, a domain no other test uses."""
+def _isolated_ros(monkeypatch) -> dict[str, str]:
     domain = str(unique_domain_id())
     monkeypatch.setenv("ROS_DOMAIN_ID", domain)
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@pytest.fixture
+def ros_env(monkeypatch) -> dict[str, str]:
+    """Environment for ROS processes: this machine only, a domain no other test uses."""
+    return _isolated_ros(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def module_ros_env() -> dict[str, str]:
+    """`ros_env` for a module whose tests share one running stack."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield _isolated_ros(monkeypatch)
 
 
 def python_exe() -> str:
