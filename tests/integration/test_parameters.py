@@ -89,6 +89,48 @@ def stack(tmp_path_factory, module_ros_env):
             monitor.close()
 
 
+def test_declare_parameters_checks_applies_or_refuses_each_set(ros_env):
+    """The helper on an in-process rclpy node (sets go through the same rclpy path as the service)."""
+    import rclpy
+
+    from dreamer_ros.params import Param, declare_parameters
+
+    applied = []
+
+    def apply(changes):
+        if changes.get("rate") == 3:
+            raise ValueError("parameter rate: 3 would starve the loop")
+        applied.append(changes)
+
+    table = {"rate": Param(1, "a live int", range=(1, 10), live=True),
+             "mode": Param("a", "a live choice", choices=("a", "b"), live=True),
+             "path": Param("", "a read-only path")}
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("helper_test", context=context)
+        assert declare_parameters(node, table, apply) == {"rate": 1, "mode": "a", "path": ""}
+
+        def set_(name, value):
+            result = node.set_parameters([Parameter(name, value=value)])[0]
+            return result.successful, result.reason
+
+        assert set_("rate", 5) == (True, "") and applied == [{"rate": 5}]
+        assert set_("rate", 3) == (False, "parameter rate: 3 would starve the loop")
+        assert set_("rate", 11)[0] is False and set_("mode", "c") == (
+            False, "parameter mode: 'c' is not allowed; use one of a, b")
+        assert set_("path", "/x") == (False, "Trying to set a read-only parameter: path.")
+        assert node.get_parameter("rate").value == 5 and applied == [{"rate": 5}]
+        with pytest.raises(ValueError, match="live parameters"):
+            declare_parameters(node, {"other": Param(0.5, "live", range=(0.0, 1.0), live=True)})
+        given = rclpy.create_node("helper_test_given", context=context,
+                                  parameter_overrides=[Parameter("rate", value=50)])
+        with pytest.raises(ValueError, match=r"parameter rate: .*out of range.*; allowed \[1, 10\]"):
+            declare_parameters(given, table, apply)
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
 def test_the_params_file_given_to_dreamer_stack_reaches_every_node(stack):
     assert stack.params["control_node"].get("initial_policy_amplitude", "seed") == {
         "initial_policy_amplitude": 0.2, "seed": 7}
