@@ -6,6 +6,7 @@ processes from `stack_nodes`, so the two ways of starting the stack cannot drift
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +95,7 @@ class ParamsFileError(ValueError):
     """A params file that cannot be used: names the file and what is wrong. No node was started."""
 
 
-def check_params_file(path: str | Path, set_by_stack: set[str] = frozenset()) -> Path:
+def check_params_file(path: str | Path, set_by_stack: Collection[str] = ()) -> Path:
     """The absolute path of ROS params file `path` once it is known to be usable: a YAML mapping of
     node names (`/**`, `control_node`, `/robot1/control_node`, or nested namespaces) to
     `ros__parameters` mappings, none setting a parameter in `set_by_stack`. rcl would otherwise
