@@ -51,9 +51,7 @@ def reserve_domain_id() -> tuple[int, IO]:
     raise RuntimeError(f"all 200 test ROS domains are in use (locks in {DOMAIN_LOCKS})")
 
 
-@pytest.fixture
-def ros_env(monkeypatch) -> Iterator[dict[str, str]]:
-    """Environment for ROS processes: this machine only, a domain no other test uses."""
+def _isolated_ros(monkeypatch) -> Iterator[dict[str, str]]:
     domain, lock = reserve_domain_id()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -61,6 +59,19 @@ def ros_env(monkeypatch) -> Iterator[dict[str, str]]:
     env["PYTHONUNBUFFERED"] = "1"
     with lock:
         yield env
+
+
+@pytest.fixture
+def ros_env(monkeypatch) -> Iterator[dict[str, str]]:
+    """Environment for ROS processes: this machine only, a domain no other test uses."""
+    yield from _isolated_ros(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def module_ros_env() -> Iterator[dict[str, str]]:
+    """`ros_env` for a module whose tests share one running stack."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _isolated_ros(monkeypatch)
 
 
 def python_exe() -> str:

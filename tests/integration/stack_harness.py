@@ -145,3 +145,43 @@ class Monitor(DiagnosticsWatcher):
         while not future.done() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert future.done() and future.result().success
+
+
+class RemoteParameters:
+    """A node's parameters through its parameter services, as `ros2 param` reaches them. `node` must
+    be spun by another thread (a DiagnosticsWatcher's)."""
+
+    def __init__(self, node, remote: str, timeout: float = 60.0):
+        from rclpy.parameter_client import AsyncParameterClient
+
+        self.remote = remote
+        self.timeout = timeout
+        self.client = AsyncParameterClient(node, remote)
+        assert self.client.wait_for_services(timeout_sec=timeout), f"{remote}: no parameter services"
+
+    def _result(self, future):
+        deadline = time.monotonic() + self.timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"{self.remote}: no answer from its parameter service"
+            time.sleep(0.05)
+        return future.result()
+
+    def names(self) -> list[str]:
+        return list(self._result(self.client.list_parameters()).result.names)
+
+    def get(self, *names: str) -> dict[str, object]:
+        from rclpy.parameter import parameter_value_to_python
+
+        values = self._result(self.client.get_parameters(list(names))).values
+        return {name: parameter_value_to_python(v) for name, v in zip(names, values, strict=True)}
+
+    def set(self, name: str, value, type_=None) -> tuple[bool, str]:
+        """`ros2 param set`: whether the node took it, and its reason when not. `type_` (a
+        Parameter.Type) for values whose type Python cannot tell, such as an empty list."""
+        from rclpy.parameter import Parameter
+
+        result = self._result(self.client.set_parameters([Parameter(name, type_, value)])).results[0]
+        return result.successful, result.reason
+
+    def describe(self, *names: str) -> dict:
+        return dict(zip(names, self._result(self.client.describe_parameters(list(names))).descriptors, strict=True))

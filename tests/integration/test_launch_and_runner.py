@@ -106,7 +106,7 @@ LAUNCH_RUNNER = textwrap.dedent("""
     service = LaunchService()
     service.include_launch_description(IncludeLaunchDescription(
         PythonLaunchDescriptionSource(sys.argv[1]),
-        launch_arguments={"run_dir": sys.argv[2], "keys_dir": sys.argv[3]}.items()))
+        launch_arguments={"run_dir": sys.argv[2], "keys_dir": sys.argv[3], "params_file": sys.argv[4]}.items()))
     sys.exit(service.run())
 """)
 
@@ -120,10 +120,13 @@ def test_ros2_launch_runs_the_sim_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path,
     run_dir, log = tmp_path / "run", tmp_path / "launch.log"
     env = {**ros_env, "ROS_LOG_DIR": str(tmp_path / "ros_log")}
     keys, _ = generate_keypair(tmp_path / "keys")
+    params = tmp_path / "my_params.yaml"
+    params.write_text("control_node:\n  ros__parameters:\n    initial_policy_amplitude: 0.25\n")
     with open(log, "wb") as out:
+        # Its own process group, as a terminal gives it.
         proc = subprocess.Popen([sys.executable, "-c", LAUNCH_RUNNER, str(REPO / "launch" / "sim.launch.py"),
-                                 str(run_dir), str(keys.parent)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own process group, as a terminal gives it
+                                 str(run_dir), str(keys.parent), str(params)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         # Every node up (the learner last: it imports torch) and transitions flowing into replay.
@@ -131,6 +134,7 @@ def test_ros2_launch_runs_the_sim_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path,
                    and stored_steps(run_dir) >= 100):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(1.0)
+        assert parameter_of("control_node", "initial_policy_amplitude") == 0.25  # params_file:= reached the node
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
         proc.wait(timeout=60)
     finally:
@@ -149,6 +153,33 @@ def test_ros2_launch_runs_the_sim_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path,
     # Everything stored arrived in order and once; SIGINT reached the replay node at the same time
     # as the control node, so the last few in flight may be missing (never a hole in the middle).
     assert 100 <= len(seqs) <= int(published.group(1)) and np.array_equal(seqs, np.arange(len(seqs)))
+
+
+def parameter_of(node: str, name: str):
+    """`ros2 param get /<node> <name>`."""
+    from stack_harness import RemoteParameters
+
+    from dreamer_ros.stack_launcher import DiagnosticsWatcher
+
+    watcher = DiagnosticsWatcher(node_name="param_reader")  # spins the client's node
+    try:
+        return RemoteParameters(watcher.node, f"/{node}").get(name)[name]
+    finally:
+        watcher.close()
+
+
+def test_launch_refuses_an_unusable_params_file_before_any_node_starts(tmp_path):
+    launch = require_launch_ros()
+    from dreamer_ros.launch_description import stack_launch_description
+    from dreamer_ros.stacks import ParamsFileError
+
+    generate_keypair(tmp_path / "keys")
+    context = launch.LaunchContext()
+    context.launch_configurations.update({"run_dir": str(tmp_path), "keys_dir": str(tmp_path / "keys"),
+                                          "params_file": str(tmp_path / "missing.yaml")})
+    with pytest.raises(ParamsFileError, match=f"params file {tmp_path / 'missing.yaml'} not found"):
+        for entity in stack_launch_description("offboard").entities:
+            entity.visit(context)
 
 
 def stored_steps(run_dir: Path) -> int:
@@ -237,6 +268,39 @@ def test_runner_refuses_a_bad_robot_config_before_starting_anything(tmp_path):
     assert f"robot config {bad} is invalid" in result.stderr and "nothing was started" in result.stderr
     assert "joints.2.kp" in result.stderr and "safety.max_tilt: unknown key" in result.stderr
     assert "started" not in result.stdout and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("content, problem", [
+    (None, "not found"),
+    ("control_node: [unclosed\n", "is not readable YAML"),
+    ("control_node:\n  explore: false\n", "must hold `ros__parameters:`"),
+    ("control_node:\n  ros__parameters:\n    public_key: /tmp/other.pub\n", "sets `public_key`"),
+])
+def test_runner_refuses_an_unusable_params_file_before_starting_anything(content, problem, tmp_path):
+    generate_keypair(tmp_path / "keys")
+    params = tmp_path / "my_params.yaml"
+    if content is not None:
+        params.write_text(content)
+    result = run_launcher("sim", "--params-file", str(params), "--run-dir", str(tmp_path / "run"),
+                          "--keys-dir", str(tmp_path / "keys"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "nothing was started: --params-file: params file " + str(params) in result.stderr
+    assert problem in result.stderr
+    assert "started" not in result.stdout and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("executable, setting, message", [
+    ("control_node", "initial_policy:=walk",
+     "parameter initial_policy: 'walk' is not allowed; use one of stand, random"),
+    ("sim_robot", "real_time_factor:=500.0", "parameter real_time_factor: "),
+    ("replay_node", "chunk_length:=true", "parameter chunk_length: "),
+])
+def test_a_node_given_a_value_it_does_not_allow_exits_naming_it(executable, setting, message, tmp_path, ros_env):
+    exe = Path(get_package_prefix("dreamer_ros")) / "lib/dreamer_ros" / executable
+    result = subprocess.run([str(exe), "--ros-args", "-p", setting, "-p", f"replay_dir:={tmp_path / 'replay'}"],
+                            capture_output=True, text=True, timeout=120, env=ros_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"[{executable}] cannot start: {message}" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("stack, missing", [("sim", "policy_signing.key"), ("onboard", "policy_signing.pub")])

@@ -24,6 +24,7 @@ from dreamer_msgs.srv import PinPolicy, PolicyOverride, Rollback
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -36,29 +37,48 @@ from dreamer_core.control.version_state import default_state_dir, state_file
 from dreamer_core.deploy import PolicyRuntime, load_public_key
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_from_msg, diagnostic_status, readings_from_msgs, transition_to_msg
-from dreamer_ros.params import load_node_robot_config
+from dreamer_ros.params import SEED_RANGE, Param, declare_parameters, load_node_robot_config
 from dreamer_ros.spin import run_node
 
 # Longest wait at stop for the replay node to acknowledge the last transitions (launch's SIGTERM comes at 5 s).
 ACK_WAIT_S = 2.0
 # How often the policy manager's state is written and its decisions published (a rollback is seen within this).
 POLICY_EVENT_PERIOD_S = 0.1
+# The node's parameters (docs/nodes.md#control_node). Live ones take effect from the next tick
+# (`stall_timeout_s`: the next diagnostics); keys, paths and limits are fixed for the node's life.
 PARAMETERS = {
-    "autostart": True, "explore": True, "initial_policy": "random", "initial_policy_amplitude": 0.3,
-    "public_key": "", "allow_unsigned": False, "max_bundle_bytes": 64 * 2**20, "reset_service": "",
-    "seed": 0, "realtime_priority": 0, "state_dir": "", "stall_timeout_s": 0.5,
+    "autostart": Param(True, "configure and activate on start (false: wait for a lifecycle manager)"),
+    "explore": Param(True, "sample actions (data collection); false: the policy's mean action. Also set by "
+                           "~/set_exploration", live=True),
+    "initial_policy": Param("random", "what runs before the first bundle and after a rollback to version 0: "
+                                      "random (smoothed noise) or stand (the default pose)",
+                            choices=InitialPolicy.MODES),
+    "initial_policy_amplitude": Param(0.3, "amplitude of the random initial policy, a fraction of the normalised "
+                                           "action range", range=(0.0, 1.0), live=True),
+    "public_key": Param("", "Ed25519 public key file (policy_signing.pub) bundles must be signed with; "
+                            "empty: every bundle is refused unless allow_unsigned"),
+    "allow_unsigned": Param(False, "DEVELOPMENT ONLY: accept unsigned policy bundles"),
+    "max_bundle_bytes": Param(64 * 2**20, "larger policy bundles are refused", range=(1024, 2**32)),
+    "reset_service": Param("", "std_srvs/Trigger service called when an episode ends (sim: "
+                               "<ns>/sim_robot/reset); empty: none"),
+    "seed": Param(0, "seed of the initial policy and of the action noise", range=SEED_RANGE),
+    "realtime_priority": Param(0, "SCHED_FIFO priority of the control thread (needs CAP_SYS_NICE); 0: best effort",
+                               range=(0, 99)),
+    "state_dir": Param("", "directory of the persisted policy-version state; empty: "
+                           "$XDG_STATE_HOME/dreamer_ros"),
+    "stall_timeout_s": Param(0.5, "s without a finished tick before /diagnostics reports the control loop "
+                                  "stalled", range=(0.01, 60.0), live=True),
 }
 
 
 class ControlNode(LifecycleNode):
     def __init__(self):
         super().__init__("control_node")
-        for name, default in PARAMETERS.items():
-            self.declare_parameter(name, default)
+        self.controller: Controller | None = None
+        declare_parameters(self, PARAMETERS, self._apply_parameters)
         self.config = load_node_robot_config(self)
         if self._param("realtime_priority") > 0 and (refused := raise_process_priority()):
             self.get_logger().warning(refused)
-        self.controller: Controller | None = None
         self.fatal_error: str | None = None  # set when the control loop dies; run_node then exits non-zero
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
@@ -74,6 +94,15 @@ class ControlNode(LifecycleNode):
 
     def _param(self, name: str):
         return self.get_parameter(name).value
+
+    def _apply_parameters(self, changes: dict) -> None:
+        """Live parameters (`ros2 param set`); before configure, on_configure reads them instead."""
+        if self.controller is None:
+            return
+        if "explore" in changes:
+            self.controller.explore = changes["explore"]
+        if "initial_policy_amplitude" in changes:
+            self.controller.initial_policy.amplitude = changes["initial_policy_amplitude"]
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -255,8 +284,10 @@ class ControlNode(LifecycleNode):
         return response
 
     def _on_set_exploration(self, request, response):
-        self.controller.explore = bool(request.data)
-        response.success, response.message = True, f"exploration {'on' if request.data else 'off'}"
+        # Through the parameter, so that `ros2 param get explore` always says what runs.
+        result = self.set_parameters([Parameter("explore", value=bool(request.data))])[0]
+        response.success = result.successful
+        response.message = f"exploration {'on' if request.data else 'off'}" if result.successful else result.reason
         return response
 
     def _on_pin(self, request, response):

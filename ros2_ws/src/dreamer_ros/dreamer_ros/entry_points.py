@@ -19,8 +19,9 @@ USAGE = """usage: {node} [--help] [--ros-args [-p NAME:=VALUE] [--params-file FI
 {doc}
 
 Parameters, topics, services and diagnostics: docs/nodes.md#{node}
-(on a running node: `ros2 param list /{node}`). Usually started by `dreamer-stack` or the
-launch files in launch/ (docs/quickstart.md), which give every parameter a run directory.
+(on a running node: `ros2 param list /{node}`, `ros2 param describe /{node} NAME`).
+Usually started by `dreamer-stack` or the launch files in launch/ (docs/quickstart.md),
+which give every parameter a run directory.
 """
 
 

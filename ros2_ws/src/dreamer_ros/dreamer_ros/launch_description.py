@@ -35,6 +35,8 @@ def _nodes(context, stack):
         keys_dir=keys_dir,
         allow_unsigned=arg("allow_unsigned").lower() == "true",
         preset=arg("preset"),
+        # Raises ParamsFileError (launch reports it) before any node starts when the file is unusable.
+        params_file=os.path.expanduser(arg("params_file")) if arg("params_file") else None,
     )
     env, warnings = None, []
     if arg("keystore"):
@@ -71,6 +73,8 @@ def stack_launch_description(stack: str):
             DeclareLaunchArgument("preset", default_value=DEFAULT_PRESET, description="learner model preset"),
             DeclareLaunchArgument("keystore", default_value="",
                                   description="SROS2 keystore: authenticate, encrypt, enforce permissions"),
+            DeclareLaunchArgument("params_file", default_value="",
+                                  description="ROS params file for the nodes, over the installed defaults"),
             OpaqueFunction(function=_nodes, args=[stack]),
         ]
     )

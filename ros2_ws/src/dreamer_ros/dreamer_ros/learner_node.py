@@ -17,30 +17,38 @@ from rclpy.node import Node
 from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_to_msg, diagnostic_status
-from dreamer_ros.params import default_data_dir, load_node_robot_config
+from dreamer_ros.params import SEED_RANGE, declare_parameters, default_data_dir, load_node_robot_config, model_params
 from dreamer_ros.spin import run_node
 
 # Longest wait for the running training iteration at shutdown.
 STOP_WAIT_S = 60.0
-# ROS parameters mirror LearnerSettings (scalar fields); required paths get per-user defaults outside any checkout.
+# ROS parameters mirror LearnerSettings (its scalar fields, with its ranges and choices); required paths
+# get per-user defaults outside any checkout. docs/nodes.md#learner_node lists them.
 PATH_DEFAULTS = {"replay_dir": default_data_dir("replay"), "run_dir": default_data_dir("learner"), "private_key": ""}
-
-
-def parameter_defaults() -> dict[str, object]:
-    defaults = {}
-    for name, field in LearnerSettings.model_fields.items():
-        if name in PATH_DEFAULTS:
-            defaults[name] = PATH_DEFAULTS[name]
-        elif isinstance(field.default, str | int | float | bool):
-            defaults[name] = field.default
-    return defaults
+DESCRIPTIONS = {
+    "replay_dir": "the replay store to read",
+    "run_dir": "checkpoints, bundles and TensorBoard events",
+    "preset": "model preset (xs, s, m, l or a YAML path); must match a resumed checkpoint's",
+    "device": "auto (CUDA if available), cpu or cuda",
+    "seed": "agent and sampling seed",
+    "min_steps": "real steps in the store before the first update",
+    "export_every_updates": "a candidate policy (trust gate, then promotion) every N updates",
+    "checkpoint_every_updates": "checkpoint every N updates",
+    "updates_per_iteration": "updates per loop iteration (keeps the node responsive; bounds the stop time)",
+    "torch_threads": "torch.set_num_threads",
+    "nice": "niceness increment of the learner process, so robot-side processes come first",
+    "private_key": "Ed25519 signing key file (policy_signing.key); empty: bundles are unsigned",
+}
+# Read by the training loop at every iteration: a set takes effect from the next one.
+LIVE = ("min_steps", "export_every_updates", "checkpoint_every_updates", "updates_per_iteration")
+PARAMETERS = model_params(LearnerSettings, DESCRIPTIONS, defaults=PATH_DEFAULTS, live=LIVE,
+                          ranges={"seed": SEED_RANGE})
 
 
 class LearnerNode(Node):
     def __init__(self):
         super().__init__("learner_node")
-        values = {name: self.declare_parameter(name, default).value
-                  for name, default in parameter_defaults().items()}
+        values = declare_parameters(self, PARAMETERS, self._apply_parameters)
         values["private_key"] = values["private_key"] or None
         self.config = load_node_robot_config(self)
         self.runner = LearnerRunner(self.config, LearnerSettings(**values),
@@ -60,6 +68,11 @@ class LearnerNode(Node):
         self._thread = threading.Thread(target=self._train_loop, daemon=True, name="learner")
         self._thread.start()
         self.create_timer(1.0, self._publish_diagnostics)
+
+    def _apply_parameters(self, changes: dict) -> None:
+        # One reference swap: the training thread sees the old settings or the new ones, never a mix.
+        self.runner.settings = LearnerSettings.model_validate({**dict(self.runner.settings), **changes})
+        self.get_logger().info(f"settings changed: {changes}")
 
     def _train_loop(self) -> None:
         waiting_logged = False

@@ -9,6 +9,7 @@ subscribes, checks, adds and reports.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -19,46 +20,54 @@ from dreamer_core.storage import AdmissionLimits, IngestGuard, Refused, ReplaySt
 from dreamer_core.storage.transition_msg import transition_from_msg
 from dreamer_ros import qos
 from dreamer_ros.conversions import diagnostic_status
-from dreamer_ros.params import default_data_dir, load_node_robot_config
+from dreamer_ros.params import Param, declare_parameters, default_data_dir, load_node_robot_config
 from dreamer_ros.spin import run_node
 
-# Admission parameters (names as in AdmissionLimits) and their defaults; see docs/nodes.md.
-ADMISSION_DEFAULTS = {
-    "max_abs_obs": 1e4,
-    "max_abs_reward": 1e4,
-    "seq_window": 3000,
-    "seq_resync_run": 500,
-    "new_session_burst": 8,
-    "new_sessions_per_hour": 60.0,
+# The store's parameters: fixed while the store is open (docs/nodes.md#replay_node).
+STORE_PARAMETERS = {
+    "replay_dir": Param(default_data_dir("replay"), "the replay store directory"),
+    "durability_interval": Param(1.0, "s between fsyncs of the open tail: a kill -9 loses at most this much",
+                                 range=(0.01, 3600.0)),
+    "chunk_length": Param(1024, "steps per sealed chunk file", range=(1, 1_000_000)),
+    "capacity_steps": Param(0, "evict the oldest chunks above this many steps; 0: unlimited", range=(0, None)),
+}
+# Admission limits (names as in AdmissionLimits, which checks them): live, the next transition is
+# checked against the new value.
+ADMISSION_PARAMETERS = {
+    "max_abs_obs": Param(1e4, "an observation element beyond this magnitude is refused (bad_obs)",
+                         range=(0.0, None), live=True),
+    "max_abs_reward": Param(1e4, "a reward beyond this magnitude is refused (bad_reward)", range=(0.0, None),
+                            live=True),
+    "seq_window": Param(3000, "a seq more than this far ahead of its session's next one is refused (seq_ahead)",
+                        range=(1, None), live=True),
+    "seq_resync_run": Param(500, "... unless this many such seqs arrive in a row (a producer back after an "
+                                 "outage); 0: never", range=(0, None), live=True),
+    "new_session_burst": Param(8, "new sessions admitted at once ...", range=(0, None), live=True),
+    "new_sessions_per_hour": Param(60.0, "... and refilled at this rate (session_rate)", range=(0.0, None),
+                                   live=True),
 }
 
 
 class ReplayNode(Node):
     def __init__(self):
         super().__init__("replay_node")
-        self.declare_parameter("replay_dir", default_data_dir("replay"))
-        self.declare_parameter("durability_interval", 1.0)
-        self.declare_parameter("chunk_length", 1024)
-        self.declare_parameter("capacity_steps", 0)  # 0 = unlimited
-        for name, default in ADMISSION_DEFAULTS.items():
-            self.declare_parameter(name, default)
-        self.config = load_node_robot_config(self)
-        robot_ids = self.declare_parameter("allowed_robot_ids", [self.config.robot_id]).value
-        spec = self.config.policy_spec()
-        directory = Path(self.get_parameter("replay_dir").value).expanduser()
-        self.store = ReplayStore(
-            directory, spec=spec,
-            chunk_length=self.get_parameter("chunk_length").value,
-            durability_interval=self.get_parameter("durability_interval").value,
-            capacity_steps=self.get_parameter("capacity_steps").value or None,
-        )
-        limits = AdmissionLimits.for_spec(
-            spec, list(robot_ids), **{name: self.get_parameter(name).value for name in ADMISSION_DEFAULTS}
-        )
-        self.guard = IngestGuard(limits, next_seq=self.store.next_seq)
         # Callbacks run in the executor thread, stop() in the main one: the lock makes "stop taking
         # messages, store what arrived, close" one step that no late callback can cut into.
         self._lock = threading.Lock()
+        store = declare_parameters(self, STORE_PARAMETERS)
+        admission = declare_parameters(self, ADMISSION_PARAMETERS, self._apply_admission)
+        self.config = load_node_robot_config(self)
+        robot_ids = declare_parameters(self, {"allowed_robot_ids": Param(
+            [self.config.robot_id], "robot_ids recorded; any other is refused (unknown_robot)", live=True,
+        )}, self._apply_admission)["allowed_robot_ids"]
+        spec = self.config.policy_spec()
+        directory = Path(store["replay_dir"]).expanduser()
+        self.store = ReplayStore(
+            directory, spec=spec, chunk_length=store["chunk_length"],
+            durability_interval=store["durability_interval"], capacity_steps=store["capacity_steps"] or None,
+        )
+        limits = AdmissionLimits.for_spec(spec, list(robot_ids), **admission)
+        self.guard = IngestGuard(limits, next_seq=self.store.next_seq)
         self._accepting = True
         self.received = 0
         self.write_errors = 0
@@ -73,8 +82,17 @@ class ReplayNode(Node):
                                  qos.TRANSITION)
         self._diag_pub = self.create_publisher(DiagnosticArray, self.config.topics.diagnostics, 10)
         # An idle writer must still make its tail durable within the interval.
-        self.create_timer(min(0.2, self.get_parameter("durability_interval").value), self._flush_if_due)
+        self.create_timer(min(0.2, store["durability_interval"]), self._flush_if_due)
         self.create_timer(1.0, self._publish_diagnostics)
+
+    def _apply_admission(self, changes: dict) -> None:
+        """Live admission limits: AdmissionLimits refuses an inconsistent set (ValueError)."""
+        changes = dict(changes)
+        if "allowed_robot_ids" in changes:
+            changes["robot_ids"] = frozenset(changes.pop("allowed_robot_ids"))
+        with self._lock:
+            self.guard.limits = replace(self.guard.limits, **changes)
+        self.get_logger().info(f"admission limits changed: {changes}")
 
     def _on_transition(self, msg: TransitionMsg) -> None:
         with self._lock:

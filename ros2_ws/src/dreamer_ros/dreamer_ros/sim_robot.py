@@ -25,9 +25,16 @@ from dreamer_core.control.timing import FixedRateLoop
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
 from dreamer_ros import qos
 from dreamer_ros.conversions import diagnostic_status
-from dreamer_ros.params import load_node_robot_config
+from dreamer_ros.params import SEED_RANGE, Param, declare_parameters, load_node_robot_config
 from dreamer_ros.spin import run_node
 
+# Fixed for the node's life (docs/nodes.md#sim_robot).
+PARAMETERS = {
+    "seed": Param(0, "simulator seed", range=SEED_RANGE),
+    "randomize": Param(False, "domain randomisation (friction, added mass, action latency), a sample per reset"),
+    "real_time_factor": Param(1.0, "simulated seconds per wall-clock second (the loop period is "
+                                   "dt / real_time_factor)", range=(0.01, 100.0)),
+}
 # Below this share of the requested real-time factor the simulation reports WARN (the machine cannot keep up).
 SLOW_SHARE = 0.9
 
@@ -35,17 +42,14 @@ SLOW_SHARE = 0.9
 class SimRobot(Node):
     def __init__(self):
         super().__init__("sim_robot")
-        self.declare_parameter("seed", 0)
-        self.declare_parameter("randomize", False)
-        self.declare_parameter("real_time_factor", 1.0)
+        params = declare_parameters(self, PARAMETERS)
         self.config = load_node_robot_config(self)
-        self.env = A1MujocoEnv(self.config, seed=self.get_parameter("seed").value,
-                               randomize=self.get_parameter("randomize").value)
+        self.env = A1MujocoEnv(self.config, seed=params["seed"], randomize=params["randomize"])
         self._lock = threading.Lock()
         self._targets: np.ndarray | None = None
         self._paused = threading.Event()
         self.fatal_error: str | None = None  # set when the simulation loop dies; run_node then exits non-zero
-        self.loop = FixedRateLoop(self.config.dt / self.get_parameter("real_time_factor").value)
+        self.loop = FixedRateLoop(self.config.dt / params["real_time_factor"])
         topics = self.config.topics
         self._joint_pub = self.create_publisher(JointState, topics.joint_states, qos.SENSOR)
         self._imu_pub = self.create_publisher(Imu, topics.imu, qos.SENSOR)

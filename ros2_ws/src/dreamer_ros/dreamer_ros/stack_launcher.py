@@ -1,10 +1,10 @@
 """dreamer-stack: start a stack's nodes where launch_ros is not installed.
 
-    dreamer-stack sim --robot a1_sim --minutes 3 --run-dir runs/demo
+    dreamer-stack sim --robot a1_sim --minutes 3 --run-dir runs/demo [--params-file my_params.yaml]
     dreamer-stack keystore create|check KEYSTORE ...   (SROS2, see docs/security.md)
 
-It first checks the robot config, the preset, the signing keys and the run directory and
-starts nothing when one is unusable. Then it starts the same executables with the same
+It first checks the robot config, the params file, the preset, the signing keys and the run
+directory and starts nothing when one is unusable. Then it starts the same executables with the same
 parameter files as the launch files in launch/ (both read dreamer_ros.stacks), writes each
 node's output to <run_dir>/logs/, shows progress from /diagnostics, records diagnostics,
 the robot's policy events and real returns into <run_dir>/launcher/, and stops everything
@@ -34,7 +34,7 @@ from dreamer_core.robots.config import ConfigError, RobotConfig, load_robot_conf
 from dreamer_ros import keystore, qos
 from dreamer_ros.params import installed_robot_config_path
 from dreamer_ros.ros_graph import monitor_topics
-from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, check_signing_keys, stack_nodes
+from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, ParamsFileError, check_signing_keys, stack_nodes
 
 STOP_ORDER = ("control_node", "learner_node", "replay_node", "sim_robot")
 # Beside the default run folders (runs/<stack>-<timestamp>): one key pair for every run started here.
@@ -277,6 +277,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"learner model preset (default {DEFAULT_PRESET})")
     parser.add_argument("--keystore", type=Path, default=None,
                         help="SROS2 keystore: authenticate, encrypt and enforce permissions (docs/security.md)")
+    parser.add_argument("--params-file", type=Path, default=None,
+                        help="ROS params file for the nodes, over the installed defaults (docs/nodes.md#params-files)")
     return parser.parse_args(argv)
 
 
@@ -297,10 +299,19 @@ def check_robot_config(value: str, stack: str) -> RobotConfig:
     return config
 
 
-def preflight(args: argparse.Namespace, run_dir: Path) -> RobotConfig:
-    """Check everything the nodes would otherwise each fail on after starting: robot config, preset,
-    signing keys and the run directory. Raises StackError; nothing is started either way."""
+def preflight(args: argparse.Namespace, run_dir: Path) -> tuple[RobotConfig, list[NodeSpec]]:
+    """Check everything the nodes would otherwise each fail on after starting: robot config, params
+    file, preset, signing keys and the run directory; then the nodes to start. Raises StackError;
+    nothing is started either way."""
     config = check_robot_config(args.robot, args.stack)
+    try:
+        specs = stack_nodes(
+            args.stack, robot=args.robot, config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
+            run_dir=run_dir, namespace=args.namespace, keys_dir=args.keys_dir, allow_unsigned=args.allow_unsigned,
+            preset=args.preset, params_file=args.params_file,
+        )
+    except ParamsFileError as exc:
+        raise StackError(f"--params-file: {exc}") from None
     if args.stack in SIGNING_STACKS:
         try:
             load_agent_config(args.preset)
@@ -317,7 +328,7 @@ def preflight(args: argparse.Namespace, run_dir: Path) -> RobotConfig:
     except OSError as exc:
         raise StackError(f"run directory {run_dir} is not writable ({exc.strerror}); choose another "
                          "with --run-dir") from None
-    return config
+    return config, specs
 
 
 def print_outputs(run_dir: Path, keys_dir: Path) -> None:
@@ -368,12 +379,7 @@ def main(argv=None) -> int:
     run_dir = (args.run_dir or Path("runs") / f"{args.stack}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     args.keys_dir = args.keys_dir.resolve()
     try:
-        config = preflight(args, run_dir)
-        specs = stack_nodes(
-            args.stack, robot=args.robot, config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
-            run_dir=run_dir, namespace=args.namespace, keys_dir=args.keys_dir, allow_unsigned=args.allow_unsigned,
-            preset=args.preset,
-        )
+        config, specs = preflight(args, run_dir)
         watcher = start_watcher(config, args.namespace, secure_stack(args, specs) if args.keystore else None)
     except (StackError, keystore.KeystoreError) as exc:
         print(f"[dreamer-stack] cannot start, nothing was started: {exc}", file=sys.stderr)

@@ -6,8 +6,11 @@ processes from `stack_nodes`, so the two ways of starting the stack cannot drift
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from dreamer_core.config import DEFAULT_PRESET
 from dreamer_core.deploy.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, load_private_key, load_public_key
@@ -40,12 +43,16 @@ class NodeSpec:
 
 def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str | Path,
                 namespace: str = "", keys_dir: str | Path | None = None,
-                allow_unsigned: bool = False, preset: str = DEFAULT_PRESET) -> list[NodeSpec]:
+                allow_unsigned: bool = False, preset: str = DEFAULT_PRESET,
+                params_file: str | Path | None = None) -> list[NodeSpec]:
     """The nodes of `stack` for `robot`, with parameter files from `config_dir`.
 
     `run_dir` holds what the run produces (replay/, learner/ with checkpoints,
     bundles and TensorBoard events); `keys_dir` the Ed25519 key pair
     (policy_signing.key on the learner host, policy_signing.pub on the robot).
+    `params_file`, a ROS params file of the user's, goes to every node after the
+    package's file: its values win over the defaults, but not over the parameters the
+    stack sets from its own arguments (ParamsFileError when it tries, or is unusable).
     """
     if stack not in STACKS:
         raise ValueError(f"unknown stack {stack!r}; choose one of {sorted(STACKS)}")
@@ -58,12 +65,13 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
         "control_node": {
             "public_key": str(keys / PUBLIC_KEY_NAME),
             "allow_unsigned": allow_unsigned,
-            # In simulation the control node stands the robot up again after each episode.
-            "reset_service": f"{namespace}/sim_robot/reset" if stack == "sim" else "",
-            # A simulated robot's policy versions belong to this run (each run's learner starts at v1);
-            # a real robot keeps them in its per-user default state directory.
-            "state_dir": str(run.control_state) if stack == "sim" else "",
-        },
+        } | ({
+            # In simulation the control node stands the robot up again after each episode, and the
+            # policy versions belong to this run (each run's learner starts at v1); a real robot keeps
+            # them in its state_dir (per-user default, or a params file's).
+            "reset_service": f"{namespace}/sim_robot/reset",
+            "state_dir": str(run.control_state),
+        } if stack == "sim" else {}),
         "replay_node": {"replay_dir": str(run.replay)},
         "learner_node": {
             "replay_dir": str(run.replay),
@@ -76,7 +84,54 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
     for executable in STACKS[stack]:
         params = [str(config_dir / f"{executable}.yaml"), {**common, **overrides[executable]}]
         specs.append(NodeSpec(executable=executable, name=executable, namespace=namespace, parameters=params))
+    if params_file is not None:
+        path = check_params_file(params_file, set_by_stack={key for spec in specs for key in spec.parameters[1]})
+        for spec in specs:
+            spec.parameters.insert(1, str(path))
     return specs
+
+
+class ParamsFileError(ValueError):
+    """A params file that cannot be used: names the file and what is wrong. No node was started."""
+
+
+def check_params_file(path: str | Path, set_by_stack: Collection[str] = ()) -> Path:
+    """The absolute path of ROS params file `path` once it is known to be usable: a YAML mapping of
+    node names (`/**`, `control_node`, `/robot1/control_node`, or nested namespaces) to
+    `ros__parameters` mappings, none setting a parameter in `set_by_stack`. rcl would otherwise
+    refuse it in every node at once, after they started."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ParamsFileError(f"params file {path} not found")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ParamsFileError(f"params file {path} is not readable YAML: {exc}") from None
+    if not isinstance(content, dict) or not content:
+        raise ParamsFileError(f"params file {path} must map node names to `ros__parameters:` "
+                              "(docs/nodes.md#params-files)")
+    for where, parameters in _parameter_sections(path, content, ""):
+        for name in parameters:
+            if name in set_by_stack:
+                raise ParamsFileError(f"params file {path} sets `{name}` (under `{where}`), which the stack sets "
+                                      "from its own arguments: remove it from the file (docs/nodes.md#params-files)")
+    return path
+
+
+def _parameter_sections(path: Path, content: dict, prefix: str):
+    """(node name, ros__parameters mapping) of each node section of a params file, at any depth."""
+    for key, value in content.items():
+        where = f"{prefix}/{key}" if prefix else str(key)
+        if not isinstance(value, dict):
+            raise ParamsFileError(f"params file {path}: `{where}` must hold `ros__parameters:` with a mapping of "
+                                  "parameter names to values (docs/nodes.md#params-files)")
+        if "ros__parameters" in value:
+            if not isinstance(value["ros__parameters"], dict):
+                raise ParamsFileError(f"params file {path}: `{where}/ros__parameters` must be a mapping of "
+                                      "parameter names to values")
+            yield where, value["ros__parameters"]
+        else:
+            yield from _parameter_sections(path, value, where)
 
 
 def absolute_namespace(namespace: str) -> str:

@@ -1,0 +1,135 @@
+"""Node parameter tables and params files, without a ROS graph: descriptors, ranges, choices, the
+learner's parameters taken from LearnerSettings, params-file checks, and docs/nodes.md listing
+every parameter. Setting parameters over ROS: tests/integration/test_parameters.py."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from rcl_interfaces.msg import ParameterDescriptor
+
+from dreamer_core.runners.learner import LearnerSettings
+from dreamer_ros import control_node, learner_node, replay_node, sim_robot
+from dreamer_ros.params import INT64_MAX, ROBOT_CONFIG, Param, model_params
+from dreamer_ros.stacks import ParamsFileError, check_params_file, stack_nodes
+
+REPO = Path(__file__).resolve().parents[2]
+TABLES = {
+    "control_node": control_node.PARAMETERS,
+    "replay_node": {**replay_node.STORE_PARAMETERS, **replay_node.ADMISSION_PARAMETERS},
+    "learner_node": learner_node.PARAMETERS,
+    "sim_robot": sim_robot.PARAMETERS,
+}
+
+
+def test_a_parameter_needs_a_description_and_a_range_only_fits_numbers():
+    with pytest.raises(ValueError, match="needs a description"):
+        Param(1, " ")
+    with pytest.raises(ValueError, match="range needs a numeric default"):
+        Param("x", "a string", range=(0, 1))
+    with pytest.raises(ValueError, match="range needs a numeric default"):
+        Param(True, "a flag", range=(0, 1))
+
+
+def test_descriptor_carries_description_range_and_read_only():
+    fixed = Param(3, "an int", range=(1, None)).descriptor("n")
+    assert isinstance(fixed, ParameterDescriptor) and fixed.read_only and fixed.description == "an int"
+    assert (fixed.integer_range[0].from_value, fixed.integer_range[0].to_value) == (1, INT64_MAX)
+    assert not fixed.floating_point_range
+    live = Param(0.5, "a float", range=(None, 2.0), live=True).descriptor("x")
+    assert not live.read_only and not live.integer_range
+    assert live.floating_point_range[0].from_value == -math.inf and live.floating_point_range[0].to_value == 2.0
+    mode = Param("a", "a mode", choices=("a", "b")).descriptor("mode")
+    assert mode.additional_constraints == "one of a, b" and not mode.integer_range
+
+
+def test_choices_are_checked_and_named():
+    mode = Param("random", "mode", choices=("stand", "random"))
+    assert mode.problem("initial_policy", "stand") is None
+    assert mode.problem("initial_policy", "walk") == (
+        "parameter initial_policy: 'walk' is not allowed; use one of stand, random")
+
+
+def test_learner_parameters_take_ranges_and_choices_from_learner_settings():
+    params = learner_node.PARAMETERS
+    assert set(params) == set(LearnerSettings.model_fields)
+    assert params["min_steps"].range == (1, None) and params["min_steps"].live
+    assert params["nice"].range == (0, 19) and not params["nice"].live
+    assert params["device"].choices == ("auto", "cpu", "cuda") and not params["device"].live
+    assert params["private_key"].default == "" and params["replay_dir"].default.endswith("replay")
+    with pytest.raises(ValueError, match="needs a description"):
+        model_params(LearnerSettings, {"seed": "seed"})  # every field needs one
+
+
+@pytest.mark.parametrize("node", sorted(TABLES))
+def test_every_parameter_is_described_and_every_number_has_a_range(node):
+    for name, param in TABLES[node].items():
+        assert param.description.strip(), f"{node}.{name}"
+        numeric = isinstance(param.default, int | float) and not isinstance(param.default, bool)
+        assert (param.range is not None) == numeric, f"{node}.{name}: a number needs a range"
+
+
+def test_docs_list_every_parameter_with_its_default_and_whether_it_is_live():
+    text = (REPO / "docs/nodes.md").read_text()
+    for node, table in TABLES.items():
+        section = text[text.index(f"\n## {node}\n"):]
+        section = section[:section.index("\n### ", section.index("### Parameters") + 1)]
+        rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \|.*$", section, re.M)}
+        for name, param in {**table, "robot_config": ROBOT_CONFIG}.items():
+            assert name in rows, f"docs/nodes.md#{node} lacks parameter {name}"
+            assert ("| live |" in rows[name]) == param.live, f"docs/nodes.md#{node}: {name} live/read-only"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_params_file_checks_name_the_file(tmp_path):
+    with pytest.raises(ParamsFileError, match=f"params file {tmp_path / 'nope.yaml'} not found"):
+        check_params_file(tmp_path / "nope.yaml")
+    broken = write(tmp_path / "broken.yaml", "control_node: [unclosed\n")
+    with pytest.raises(ParamsFileError, match=f"params file {broken} is not readable YAML"):
+        check_params_file(broken)
+    for text in ("just a string\n", "", "control_node:\n  explore: false\n",
+                 "control_node:\n  ros__parameters: [explore]\n"):
+        with pytest.raises(ParamsFileError, match=f"params file {tmp_path / 'bad.yaml'}"):
+            check_params_file(write(tmp_path / "bad.yaml", text))
+
+
+def test_params_file_may_not_set_what_the_stack_sets(tmp_path):
+    text = "/robot1:\n  control_node:\n    ros__parameters:\n      explore: false\n      public_key: /tmp/k.pub\n"
+    path = write(tmp_path / "p.yaml", text)
+    assert check_params_file(path) == path.resolve()  # nested namespaces are fine
+    with pytest.raises(ParamsFileError, match=r"sets `public_key` \(under `/robot1/control_node`\)"):
+        check_params_file(path, set_by_stack={"public_key"})
+
+
+def test_stack_nodes_put_the_params_file_between_defaults_and_the_stack_settings(tmp_path):
+    mine = write(tmp_path / "mine.yaml", "/**:\n  ros__parameters:\n    seed: 7\n")
+    for spec in stack_nodes("sim", robot="a1_sim", config_dir=tmp_path, run_dir=tmp_path / "run", params_file=mine):
+        default, given, overrides = spec.parameters
+        assert default == str(tmp_path / f"{spec.executable}.yaml") and given == str(mine)
+        assert overrides["robot_config"] == "a1_sim"
+    robot_side = write(tmp_path / "robot.yaml", "control_node:\n  ros__parameters:\n    state_dir: /var/lib/x\n")
+    # A real robot keeps its policy versions where its params file says; the sim stack sets that itself.
+    assert stack_nodes("onboard", robot="a1_sim", config_dir=tmp_path, run_dir=tmp_path, params_file=robot_side)
+    with pytest.raises(ParamsFileError, match="sets `state_dir`"):
+        stack_nodes("sim", robot="a1_sim", config_dir=tmp_path, run_dir=tmp_path, params_file=robot_side)
+
+
+def test_the_example_params_file_is_usable_by_every_stack_and_its_values_are_allowed():
+    example = REPO / "ros2_ws/src/dreamer_ros/config/example_params.yaml"
+    for stack in ("sim", "onboard", "offboard"):
+        assert stack_nodes(stack, robot="a1_sim", config_dir=example.parent, run_dir="/tmp/x", params_file=example)
+    for node, section in yaml.safe_load(example.read_text()).items():
+        for name, value in section["ros__parameters"].items():
+            param = TABLES[node][name]
+            assert type(value) is type(param.default) and param.problem(name, value) is None, f"{node}.{name}"
+            if param.range is not None:
+                low, high = param.range
+                assert (low is None or value >= low) and (high is None or value <= high), f"{node}.{name}"
