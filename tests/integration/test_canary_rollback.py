@@ -18,7 +18,7 @@ import torch
 import yaml
 from dreamer_msgs.msg import PolicyEvent as PolicyEventMsg
 from dreamer_msgs.srv import PolicyOverride
-from stack_harness import Monitor, NodeProcesses
+from stack_harness import SLOW_SIM_STALE_PERIODS, Monitor, NodeProcesses
 
 from dreamer_core.algorithms.agent import Agent
 from dreamer_core.config import load_agent_config
@@ -49,6 +49,7 @@ def constant_policy(config, mean_action: np.ndarray, seed: int) -> bytes:
 def test_a_bad_canary_is_rolled_back_reported_and_refused_again(tmp_path, ros_env):
     config = yaml.safe_load(resolve_config_path("a1_sim").read_text())
     config["episode"] = {"max_seconds": 2.0}  # short episodes; canary thresholds stay a1_sim's
+    config["safety"]["stale_sensor_periods"] = SLOW_SIM_STALE_PERIODS
     robot = tmp_path / "a1_canary.yaml"
     robot.write_text(yaml.safe_dump(config))
     model = parse_robot_config(config)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
-from stack_harness import Monitor, NodeProcesses
+from stack_harness import SLOW_SIM_STALE_PERIODS, Monitor, NodeProcesses
 from std_msgs.msg import Bool
 
 from dreamer_core.deploy import generate_keypair, load_bundle_file
@@ -36,6 +36,7 @@ def test_closed_loop(tmp_path, ros_env):
     config = yaml.safe_load(resolve_config_path("a1_sim").read_text())
     config["trust"] = {"max_reward_error": 100.0, "max_continue_error": 1.0, "min_horizon_retention": 0.0}
     config["canary"] = {"episodes": 2, "min_baseline_episodes": 2, "return_margin": 1e6, "max_over_optimism": 1e6}
+    config["safety"]["stale_sensor_periods"] = SLOW_SIM_STALE_PERIODS
     robot = tmp_path / "a1_e2e.yaml"
     robot.write_text(yaml.safe_dump(config))
     config_model = parse_robot_config(config)
