@@ -71,7 +71,7 @@ class RSSM(nn.Module):
         Without a carried ``state`` the first step starts an episode. Returns time-major
         ``h``, ``z`` (sampled posterior), ``post`` and ``prior`` probabilities.
         """
-        steps, batch = embed.shape[:2]
+        batch = embed.shape[1]
         first = is_first != 0
         start_h = self.initial_h(batch)  # once, not per step: the loop is bound by per-op overhead
         if state is None:
@@ -81,12 +81,15 @@ class RSSM(nn.Module):
             prev_action = embed.new_zeros(batch, self.act_dim)
         else:
             h, z, prev_action = state["h"], state["z"], state["prev_action"]
+        # Per-step inputs as views from one unbind each: indexing x[t] in the loop would add a
+        # backward node per step that zero-fills a gradient of x's full size.
+        actions = (prev_action, *action[:-1].unbind(0))
         hs, zs, posts = [], [], []
-        for t in range(steps):
-            a = prev_action if t == 0 else action[t - 1]
-            h = _select_start(self.step(h, z, a), first[t], start_h)
-            post = self.posterior_probs(h, embed[t])
-            z = self.sample(post, gumbel[t])
+        for a, first_t, embed_t, gumbel_t in zip(actions, first.unbind(0), embed.unbind(0), gumbel.unbind(0),
+                                                  strict=True):
+            h = _select_start(self.step(h, z, a), first_t, start_h)
+            post = self.posterior_probs(h, embed_t)
+            z = self.sample(post, gumbel_t)
             hs.append(h)
             zs.append(z)
             posts.append(post)
