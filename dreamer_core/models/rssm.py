@@ -73,10 +73,9 @@ class RSSM(nn.Module):
         """
         batch = embed.shape[1]
         first = is_first != 0
-        start_h = self.initial_h(batch)  # once, not per step: the loop is bound by per-op overhead
         if state is None:
             first[0] = True
-            h = start_h
+            h = self.initial_h(batch)
             z = embed.new_zeros(batch, self.z_dim)
             prev_action = embed.new_zeros(batch, self.act_dim)
         else:
@@ -87,7 +86,9 @@ class RSSM(nn.Module):
         hs, zs, posts = [], [], []
         for a, first_t, embed_t, gumbel_t in zip(actions, first.unbind(0), embed.unbind(0), gumbel.unbind(0),
                                                   strict=True):
-            h = _select_start(self.step(h, z, a), first_t, start_h)
+            # The start state is rebuilt per step (2 ops) so that h_init's gradient is summed in
+            # the same order as always: training stays bit-identical to the arithmetic blend.
+            h = _select_start(self.step(h, z, a), first_t, self.initial_h(batch))
             post = self.posterior_probs(h, embed_t)
             z = self.sample(post, gumbel_t)
             hs.append(h)
