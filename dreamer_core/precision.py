@@ -71,7 +71,7 @@ def choose_precision(requested: str, device: torch.device) -> Precision:
     """Resolve the config's ``precision`` (``auto``, ``float32`` or ``bf16``) for ``device`` and log it.
 
     ``auto`` takes bf16 only where :func:`bf16_support` finds bf16 units. An explicit ``bf16`` on a
-    device without them is honoured (the numerics are the same, only slower) with a warning.
+    device without them is honoured (it computes what bf16 units would, only slower) with a warning.
     """
     if requested == "float32":
         choice = Precision(torch.float32, device.type, "precision: float32 in the config")

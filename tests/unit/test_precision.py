@@ -1,7 +1,7 @@
 """Compute precision: the hardware-dependent choice, and bf16 autocast agreeing with float32.
 
 The parity check runs bf16 autocast on any CPU: on one without bf16 units (the AVX2 CI machine)
-it is slow but numerically the same, so the xs-sized batch here keeps it to seconds.
+it is slow but computes what bf16 units would, so the xs-sized batch here keeps it to seconds.
 """
 
 import logging
