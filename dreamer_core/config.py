@@ -72,8 +72,9 @@ class AgentConfig(BaseModel):
     seq_len: PositiveInt = 64
     # Replayed steps per collected step; the one train ratio (see dreamer_core.runners.train_ratio).
     train_ratio: PositiveFloat = 512.0
-    # Execution.
-    precision: Literal["float32", "bf16"] = "bf16"
+    # Execution. precision: "auto" = bf16 autocast only where the device has bf16 matrix units
+    # (dreamer_core.precision), float32 otherwise; "bf16" forces it (warns where it is slow).
+    precision: Literal["auto", "float32", "bf16"] = "auto"
     compile: bool = False
 
     @field_validator("loss_scales", mode="before")

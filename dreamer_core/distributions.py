@@ -97,8 +97,9 @@ def free_bits(kl: torch.Tensor, free: float) -> torch.Tensor:
 def actor_mean_std(
     raw_mean: torch.Tensor, raw_std: torch.Tensor, min_std: float = 0.1, max_std: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean tanh(m) in (−1, 1) and std ``(max−min)·sigmoid(s+2)+min`` of the actor's normal."""
-    return torch.tanh(raw_mean), (max_std - min_std) * torch.sigmoid(raw_std + 2.0) + min_std
+    """Mean tanh(m) in (−1, 1) and std ``(max−min)·sigmoid(s+2)+min`` of the actor's normal (at least
+    float32: the std enters the entropy term of the actor loss)."""
+    return torch.tanh(_full(raw_mean)), (max_std - min_std) * torch.sigmoid(_full(raw_std) + 2.0) + min_std
 
 
 def normal_entropy(std: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from dreamer_core.io import atomic_write
 from dreamer_core.models import Actor, Critic, WorldModel
 from dreamer_core.models.actor_critic import slow_update
 from dreamer_core.models.policy_tick import ACTION_HIGH, ACTION_LOW, PolicyTick
+from dreamer_core.precision import choose_precision
 
 # 2: loss_scales replaced kl_dyn_scale/kl_rep_scale, and callers may store extra state (the learner's).
 CHECKPOINT_FORMAT = 2
@@ -79,7 +80,7 @@ class Agent(nn.Module):
         self.np_rng = np.random.default_rng(self.seed)
         self.updates = 0
         self.policy_steps = 0  # calls of policy_step (observations acted on), not replay steps
-        self._amp = c.precision == "bf16" and self.device.type == "cuda"
+        self.precision = choose_precision(c.precision, self.device)
         if c.compile:
             # The GRU transition runs T + H times per update; compiling it fuses its small ops.
             self.wm.rssm.step = torch.compile(self.wm.rssm.step, dynamic=False)
@@ -118,7 +119,7 @@ class Agent(nn.Module):
         return out
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self._amp)
+        return self.precision.autocast()
 
     # --- losses ------------------------------------------------------------------------------
     def world_model_loss(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict, dict]:

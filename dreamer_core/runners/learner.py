@@ -161,6 +161,7 @@ class LearnerRunner:
                                seed=settings.seed)
             self.state = LearnerState(spec=self.spec.to_dict())
         self.train_ratio = TrainRatio(self.agent.config)
+        log(f"compute precision {self.agent.precision.name}: {self.agent.precision.reason}")
         if robot_config.trust.open_loop_steps >= self.agent.config.seq_len:
             raise ValueError(
                 f"trust.open_loop_steps ({robot_config.trust.open_loop_steps}) must be below the preset's seq_len "
