@@ -48,7 +48,7 @@ def frozen(*modules: nn.Module):
 def straight_through_clip(x: torch.Tensor, low: float = ACTION_LOW, high: float = ACTION_HIGH) -> torch.Tensor:
     """Clip values into the action box (the one the exported tick clamps to) while letting
     gradients pass unchanged."""
-    return x.clamp(low, high) + (x - x.detach())
+    return x.clamp(low, high).detach() + (x - x.detach())
 
 
 class Agent(nn.Module):

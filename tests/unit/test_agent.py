@@ -5,7 +5,7 @@ import pytest
 import torch
 from learner_helpers import ACT_DIM, OBS_DIM, TINY, random_batch, tiny_agent
 
-from dreamer_core.algorithms.agent import Agent
+from dreamer_core.algorithms.agent import Agent, straight_through_clip
 from dreamer_core.algorithms.objectives import scaled_sum
 from dreamer_core.config import AgentConfig, load_agent_config, preset_names
 from dreamer_core.distributions import gumbel_noise
@@ -189,3 +189,11 @@ def test_imagine_returns_is_finite_and_leaves_training_rng():
     assert set(out) == {"return", "value", "advantage", "reward"}
     assert all(np.isfinite(v) for v in out.values())
     assert torch.equal(rng_before, agent.generator.get_state())
+
+
+def test_straight_through_clip_clips_values_and_passes_gradients_unchanged():
+    x = torch.tensor([-3.0, -0.5, 0.0, 0.5, 2.0], requires_grad=True)
+    y = straight_through_clip(x)
+    assert torch.equal(y.detach(), torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    (y * torch.arange(1.0, 6.0)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(1.0, 6.0))  # identity inside and outside the box
