@@ -202,8 +202,11 @@ def test_runner_stops_the_stack_on_ctrl_c_without_a_traceback(stack, node, ready
     env = {**ros_env, "XDG_STATE_HOME": str(tmp_path / "state")}  # the onboard control node's default state_dir
     command = [sys.executable, "-m", "dreamer_ros.stack_launcher", stack, "--run-dir", str(tmp_path),
                "--keys-dir", str(keys)]
+    # Started as a shell starts a background job (SIGINT ignored, inherited across exec): the runner
+    # must still stop on Ctrl-C, not leave its nodes stopped and report them as exited early.
     proc = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ["bash", "-c", 'trap "" INT; exec "$@"', "background-job", *command], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     log = tmp_path / ready_file
     try:

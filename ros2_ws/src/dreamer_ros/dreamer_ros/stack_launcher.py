@@ -391,8 +391,10 @@ def main(argv=None) -> int:
     # The robot computer has no TensorBoard: there only the JSON lines (its timing reaches the learner
     # host's runner on /diagnostics too).
     recorder = RunRecorder(run_dir, tensorboard=args.stack in SIGNING_STACKS)
-    # docker stop / systemd send SIGTERM: stop the nodes as cleanly as on Ctrl-C.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # docker stop / systemd send SIGTERM: stop the nodes as cleanly as on Ctrl-C. SIGINT explicitly too:
+    # a shell starts background jobs with it ignored, and Python then keeps ignoring it.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     started = time.monotonic()
     deadline = started + args.minutes * 60 if args.minutes > 0 else float("inf")
     stopped_by_user = False
