@@ -25,7 +25,8 @@ from dreamer_core.models.actor_critic import slow_update
 from dreamer_core.models.policy_tick import ACTION_HIGH, ACTION_LOW, PolicyTick
 
 # 2: loss_scales replaced kl_dyn_scale/kl_rep_scale, and callers may store extra state (the learner's).
-CHECKPOINT_FORMAT = 2
+# 3: the world model's ensemble heads (model trust).
+CHECKPOINT_FORMAT = 3
 BATCH_KEYS = ("obs", "action", "reward", "is_first", "is_last", "is_terminal")
 
 
@@ -79,6 +80,9 @@ class Agent(nn.Module):
         self.np_rng = np.random.default_rng(self.seed)
         self.updates = 0
         self.policy_steps = 0  # calls of policy_step (observations acted on), not replay steps
+        # Imagination horizon of the behaviour updates: the preset's, unless the learner sets it from
+        # the model's skill (docs/model_trust.md); the learner keeps it in its own state.
+        self.horizon = c.horizon
         self._amp = c.precision == "bf16" and self.device.type == "cuda"
         if c.compile:
             # The GRU transition runs T + H times per update; compiling it fuses its small ops.
@@ -152,9 +156,20 @@ class Agent(nn.Module):
         reward = torch.cat([torch.zeros_like(start_cont)[None], self.wm.predict_reward(feat[1:])])
         cont = torch.cat([start_cont[None], (self.wm.predict_continue(feat[1:]) > 0.5).float()])
         value = self.critic.value(feat)
-        ret = lambda_return(reward, value, cont, c.gamma, c.lam)
+        ret = lambda_return(self._penalised(reward, traj), value, cont, c.gamma, c.lam)
         weight = (torch.cumprod(c.gamma * cont, 0) / c.gamma).detach()
         return {"reward": reward, "cont": cont, "value": value, "return": ret, "weight": weight}
+
+    def _penalised(self, reward: torch.Tensor, traj: dict) -> torch.Tensor:
+        """Imagined rewards minus ``disagreement_penalty`` × the ensemble's reward disagreement on the
+        step that led to each (the MOPO idea: pay for leaving the data); unchanged at 0."""
+        scale = self.config.disagreement_penalty
+        if scale == 0.0:
+            return reward
+        feat = traj["feat"]
+        spread = self.wm.ensemble.disagreement(feat[:-1], traj["action"], reward[1:],
+                                               self.wm.rssm.prior_probs(traj["h"][1:]))["reward"]
+        return reward - scale * torch.cat([torch.zeros_like(spread[:1]), spread])
 
     def behaviour_losses(self, start: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Actor and critic losses from imagined rollouts starting at ``start`` (``h``, ``z``, ``cont``,
@@ -163,7 +178,7 @@ class Agent(nn.Module):
         Also advances the return normaliser with the new λ-returns, as DreamerV3 does before scaling."""
         c = self.config
         with self._autocast(), frozen(self.wm, self.critic):
-            traj = self._imagine(start["h"].detach(), start["z"].detach(), c.horizon, self.generator)
+            traj = self._imagine(start["h"].detach(), start["z"].detach(), self.horizon, self.generator)
             scored = self._score(traj, start["cont"])
         ret, value, weight = scored["return"], scored["value"], scored["weight"][:-1]
         self.return_norm.update(ret)

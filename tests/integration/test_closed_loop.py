@@ -34,7 +34,8 @@ def test_closed_loop(tmp_path, ros_env):
     # A copy of a1_sim whose trust gate lets a minutes-old model through: this test is about the
     # plumbing (the gate's decisions are unit-tested); every decision is still logged.
     config = yaml.safe_load(resolve_config_path("a1_sim").read_text())
-    config["trust"] = {"max_reward_error": 100.0, "max_continue_error": 1.0, "min_horizon_retention": 0.0}
+    config["trust"] = {"min_skill": -1e6, "max_disagreement_ratio": 1e6, "held_out_fraction": 0.5,
+                       "min_held_out_episodes": 1}
     robot = tmp_path / "a1_e2e.yaml"
     robot.write_text(yaml.safe_dump(config))
     config_model = parse_robot_config(config)
