@@ -199,12 +199,14 @@ class Agent(nn.Module):
 
     # --- training ----------------------------------------------------------------------------
     @staticmethod
-    def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module, clip: float) -> torch.Tensor:
+    def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float, *groups) -> torch.Tensor:
+        """One step; each parameter group is clipped on its own norm (so the trust ensemble's
+        gradients never shrink the world model's). Returns the first group's norm."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        norm = nn.utils.clip_grad_norm_(module.parameters(), clip)
+        norms = [nn.utils.clip_grad_norm_(list(group), clip) for group in groups]
         opt.step()
-        return norm.detach()
+        return norms[0].detach()
 
     def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One world-model update on the real batch and one actor-critic update in imagination
@@ -217,13 +219,16 @@ class Agent(nn.Module):
         c = self.config
         self.train()
         wm_loss, metrics, post = self.world_model_loss(data)
-        metrics["grad_norm/world_model"] = self._optimise(self.model_opt, wm_loss, self.wm, c.model_grad_clip)
+        metrics["grad_norm/world_model"] = self._optimise(self.model_opt, wm_loss, c.model_grad_clip,
+                                                             self.wm.core_parameters(), self.wm.ensemble.parameters())
         start = {"h": post["h"].flatten(0, 1), "z": post["z"].flatten(0, 1),
                  "cont": 1.0 - data["is_terminal"].flatten(0, 1)}
         actor_loss, critic_loss, behaviour_metrics = self.behaviour_losses(start)
         metrics.update(behaviour_metrics)
-        metrics["grad_norm/actor"] = self._optimise(self.actor_opt, actor_loss, self.actor, c.actor_grad_clip)
-        metrics["grad_norm/critic"] = self._optimise(self.critic_opt, critic_loss, self.critic, c.critic_grad_clip)
+        metrics["grad_norm/actor"] = self._optimise(self.actor_opt, actor_loss, c.actor_grad_clip,
+                                                    self.actor.parameters())
+        metrics["grad_norm/critic"] = self._optimise(self.critic_opt, critic_loss, c.critic_grad_clip,
+                                                       self.critic.parameters())
         slow_update(self.slow_critic, self.critic, c.slow_critic_fraction)
         self.updates += 1
         return {k: float(v) for k, v in metrics.items()}

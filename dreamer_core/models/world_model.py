@@ -33,6 +33,10 @@ class WorldModel(nn.Module):
         self.ensemble = EnsembleHeads(self.feat_dim, act_dim, c.stoch, c.classes, c.units, c.ensemble_members)
         self.register_buffer("bins", twohot_bins(c.bins, -c.bin_range, c.bin_range), persistent=False)
 
+    def core_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but the trust ensemble's (the model proper)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("ensemble.")]
+
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
         """Embedding of symlog(obs)."""
         return self.encoder(symlog(obs))

@@ -190,9 +190,9 @@ class TrustConfig(_Strict):
     check_sequences: Annotated[int, Field(ge=1)] = 64  # held-out (and training) windows per check
     # Skill = 1 - model error / error of the better baseline (batch mean, persistence); the reward and
     # continue skill at the candidate's imagination horizon must reach this.
-    min_skill: Annotated[float, Field(lt=1, allow_inf_nan=False)] = 0.1
+    min_skill: Annotated[float, Field(lt=1, allow_inf_nan=False)] = -0.7
     # Ensemble disagreement along the candidate's imagination / on held-out real data must stay below this.
-    max_disagreement_ratio: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 2.0
+    max_disagreement_ratio: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 1.25
     # Imagination horizon: "fixed" keeps the preset's; "skill" sets it after every check to the largest
     # k whose skill reaches min_skill, clipped to [horizon_min, horizon_max].
     horizon: Literal["fixed", "skill"] = "fixed"
