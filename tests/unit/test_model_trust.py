@@ -1,7 +1,8 @@
 """The promotion gate on the 2-D point mass, with the robot config's default trust thresholds (the
 same for every candidate and every robot; no tuning here): a healthy agent passes; a model trained
 on too little data, one with flipped dynamics and one with a reward bonus planted where no real
-state can be are held back, the last by the ensemble's disagreement along its own imagination.
+state can be are held back. (Measured: the planted bonus is caught by its reward skill, not by
+the ensemble's disagreement along its imagination, whose ratio stays at 1.04; see docs/model_trust.md.)
 Each refused candidate really does worse than the healthy one on real episodes.
 
 Candidates and held-out data: tests/unit/point_mass_candidates.py (the healthy run is the shared
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 REFUSED = {
     "little_data": "reward skill",
     "flipped_dynamics": "",  # by skill or by disagreement, whichever trips first
-    "planted_bonus": "imagination leaves the data",
+    "planted_bonus": "reward skill",  # the disagreement ratio does not catch it (1.04 < 1.25)
 }
 
 
