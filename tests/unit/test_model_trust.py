@@ -1,9 +1,10 @@
 """The promotion gate on the 2-D point mass, with the robot config's default trust thresholds (the
 same for every candidate and every robot; no tuning here): a healthy agent passes; a model trained
 on too little data, one with flipped dynamics and one with a reward bonus planted where no real
-state can be are held back. (Measured: the planted bonus is caught by its reward skill, not by
-the ensemble's disagreement along its imagination, whose ratio stays at 1.04; see docs/model_trust.md.)
-Each refused candidate really does worse than the healthy one on real episodes.
+state can be are held back. Each refused candidate really does worse than the healthy one on real
+episodes. (Measured, docs/model_trust.md: the planted bonus is caught by its reward skill, because
+the bonus also fires on real states at the wall; not by the ensemble's disagreement along its
+imagination, whose ratio stays at 1.04 since its actor hardly goes there.)
 
 Candidates and held-out data: tests/unit/point_mass_candidates.py (the healthy run is the shared
 ``point_mass_run`` fixture of the learning test). Measured numbers: docs/model_trust.md.
