@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from dreamer_core.report import plots
-from dreamer_core.report.run_data import RunData, load_run
+from dreamer_core.report.run_data import Decision, RunData, load_run
 
 # (anchor, title, how to read it, figure) in page order; docs/report.md explains each in full.
 SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]] = [
@@ -112,7 +112,7 @@ GATE_VALUES = (("reward_skill", "min_skill", "reward skill"), ("continue_skill",
                ("held_out_episodes", "min_held_out_episodes", "held-out episodes"))
 
 
-def gate_values(d) -> str:
+def gate_values(d: Decision) -> str:
     """The decision's measured values against their thresholds, e.g. ``reward skill −0.42 (≥ −0.7)``."""
     parts = []
     if "horizon" in d.metrics:

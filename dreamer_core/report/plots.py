@@ -244,8 +244,10 @@ def open_loop(data: RunData) -> Figure | NoData:
                             color=colour, label=label if not suffix else None)
         if floor is not None:
             ax.axhline(floor, color="0.5", linewidth=1.0, label=f"min_skill {floor:g}")
-        low = min(ax.get_ylim()[0], floor if floor is not None else 0.0)
-        ax.set_ylim(max(low, -3.0), 1.05)  # skill is at most 1; far below the floor only the shape matters
+        if ax.get_ylim()[0] < -3.0:
+            ax.set_yscale("symlog", linthresh=1.0)  # an untrained model's skill of −40 must not flatten [−1, 1]
+            ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_ylim(top=1.05)  # skill is at most 1
         ax.set(xlabel="open-loop steps k", ylabel="skill", title=f"{measure} skill (solid held-out, dashed training)")
         ax.title.set_fontsize(10)
         ax.grid(alpha=0.3)
