@@ -20,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, f
 DEFAULT_PRESET = "xs"
 
 # Weight of every loss term in the learner's objectives (DreamerV3: the world-model terms at 1
-# except the two KL terms, the actor and critic losses at 1). A term without a scale is an error.
+# except the two KL terms, the actor and critic losses at 1; the trust ensemble's heads, which
+# see stop-gradient features only, at 1). A term without a scale is an error.
 DEFAULT_LOSS_SCALES = {
-    "decoder": 1.0, "reward": 1.0, "continue": 1.0, "kl_dyn": 0.5, "kl_rep": 0.1, "actor": 1.0, "critic": 1.0,
+    "decoder": 1.0, "reward": 1.0, "continue": 1.0, "kl_dyn": 0.5, "kl_rep": 0.1, "ensemble": 1.0,
+    "actor": 1.0, "critic": 1.0,
 }
 
 
@@ -45,6 +47,10 @@ class AgentConfig(BaseModel):
     # their default, unknown keys are refused).
     free_nats: float = Field(1.0, ge=0.0)
     loss_scales: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_LOSS_SCALES))
+    # Model trust (docs/model_trust.md): one-step heads whose disagreement marks imagined states far
+    # from the data, and how much of that disagreement imagination subtracts from the reward.
+    ensemble_members: int = Field(5, ge=2)
+    disagreement_penalty: float = Field(0.0, ge=0.0)
     # Behaviour.
     horizon: PositiveInt = 15
     gamma: float = Field(1.0 - 1.0 / 333.0, gt=0.0, le=1.0)

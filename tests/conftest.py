@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
-import itertools
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
-from typing import IO
 
 import pytest
 from hypothesis import HealthCheck, settings
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-_domain_ids = itertools.count()
+from ros_domains import reserve_domain_id
 
 # Property-based tests: CI runs a fixed, bounded set of examples (the same every run, so a
 # failure reproduces); HYPOTHESIS_PROFILE=dev draws fresh examples. Long runs are benchmarks.
@@ -25,30 +18,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "dreamer_ros_test_domains"
-
-
-def reserve_domain_id() -> tuple[int, IO]:
-    """A ROS domain no other test on this machine holds, and the open lock file that holds it.
-
-    Test runs in parallel (several checkouts, CI next to a developer) must never share a domain: a
-    node would talk to another run's nodes. A flock is released by the kernel when its holder dies,
-    so a killed run leaves nothing stale. Domains stay in 1..200 (DDS port arithmetic allows 232).
-    """
-    DOMAIN_LOCKS.mkdir(exist_ok=True)
-    start = next(_domain_ids) + os.getpid() * 13
-    for offset in range(200):
-        domain = 1 + (start + offset) % 200
-        lock = open(DOMAIN_LOCKS / f"{domain}.lock", "a")  # noqa: SIM115 - held until the test ends
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        return domain, lock
-    raise RuntimeError(f"all 200 test ROS domains are in use (locks in {DOMAIN_LOCKS})")
 
 
 def _isolated_ros(monkeypatch) -> Iterator[dict[str, str]]:

@@ -26,7 +26,8 @@ from dreamer_core.models.policy_tick import ACTION_HIGH, ACTION_LOW, PolicyTick
 from dreamer_core.precision import choose_precision
 
 # 2: loss_scales replaced kl_dyn_scale/kl_rep_scale, and callers may store extra state (the learner's).
-CHECKPOINT_FORMAT = 2
+# 3: the world model's ensemble heads (model trust).
+CHECKPOINT_FORMAT = 3
 BATCH_KEYS = ("obs", "action", "reward", "is_first", "is_last", "is_terminal")
 
 
@@ -81,6 +82,9 @@ class Agent(nn.Module):
         self.updates = 0
         self.policy_steps = 0  # calls of policy_step (observations acted on), not replay steps
         self.precision = choose_precision(c.precision, self.device)
+        # Imagination horizon of the behaviour updates: the preset's, unless the learner sets it from
+        # the model's skill (docs/model_trust.md); the learner keeps it in its own state.
+        self.horizon = c.horizon
         if c.compile:
             # The GRU transition runs T + H times per update; compiling it fuses its small ops.
             self.wm.rssm.step = torch.compile(self.wm.rssm.step, dynamic=False)
@@ -153,9 +157,20 @@ class Agent(nn.Module):
         reward = torch.cat([torch.zeros_like(start_cont)[None], self.wm.predict_reward(feat[1:])])
         cont = torch.cat([start_cont[None], (self.wm.predict_continue(feat[1:]) > 0.5).float()])
         value = self.critic.value(feat)
-        ret = lambda_return(reward, value, cont, c.gamma, c.lam)
+        ret = lambda_return(self._penalised(reward, traj), value, cont, c.gamma, c.lam)
         weight = (torch.cumprod(c.gamma * cont, 0) / c.gamma).detach()
         return {"reward": reward, "cont": cont, "value": value, "return": ret, "weight": weight}
+
+    def _penalised(self, reward: torch.Tensor, traj: dict) -> torch.Tensor:
+        """Imagined rewards minus ``disagreement_penalty`` × the ensemble's reward disagreement on the
+        step that led to each (the MOPO idea: pay for leaving the data); unchanged at 0."""
+        scale = self.config.disagreement_penalty
+        if scale == 0.0:
+            return reward
+        feat = traj["feat"]
+        spread = self.wm.ensemble.disagreement(feat[:-1], traj["action"], reward[1:],
+                                               self.wm.rssm.prior_probs(traj["h"][1:]))["reward"]
+        return reward - scale * torch.cat([torch.zeros_like(spread[:1]), spread])
 
     def behaviour_losses(self, start: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Actor and critic losses from imagined rollouts starting at ``start`` (``h``, ``z``, ``cont``,
@@ -164,7 +179,7 @@ class Agent(nn.Module):
         Also advances the return normaliser with the new λ-returns, as DreamerV3 does before scaling."""
         c = self.config
         with self._autocast(), frozen(self.wm, self.critic):
-            traj = self._imagine(start["h"].detach(), start["z"].detach(), c.horizon, self.generator)
+            traj = self._imagine(start["h"].detach(), start["z"].detach(), self.horizon, self.generator)
             scored = self._score(traj, start["cont"])
         ret, value, weight = scored["return"], scored["value"], scored["weight"][:-1]
         self.return_norm.update(ret)
@@ -185,12 +200,14 @@ class Agent(nn.Module):
 
     # --- training ----------------------------------------------------------------------------
     @staticmethod
-    def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module, clip: float) -> torch.Tensor:
+    def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float, *groups) -> torch.Tensor:
+        """One step; each parameter group is clipped on its own norm (so the trust ensemble's
+        gradients never shrink the world model's). Returns the first group's norm."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        norm = nn.utils.clip_grad_norm_(module.parameters(), clip)
+        norms = [nn.utils.clip_grad_norm_(list(group), clip) for group in groups]
         opt.step()
-        return norm.detach()
+        return norms[0].detach()
 
     def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One world-model update on the real batch and one actor-critic update in imagination
@@ -203,13 +220,16 @@ class Agent(nn.Module):
         c = self.config
         self.train()
         wm_loss, metrics, post = self.world_model_loss(data)
-        metrics["grad_norm/world_model"] = self._optimise(self.model_opt, wm_loss, self.wm, c.model_grad_clip)
+        metrics["grad_norm/world_model"] = self._optimise(self.model_opt, wm_loss, c.model_grad_clip,
+                                                             self.wm.core_parameters(), self.wm.ensemble.parameters())
         start = {"h": post["h"].flatten(0, 1), "z": post["z"].flatten(0, 1),
                  "cont": 1.0 - data["is_terminal"].flatten(0, 1)}
         actor_loss, critic_loss, behaviour_metrics = self.behaviour_losses(start)
         metrics.update(behaviour_metrics)
-        metrics["grad_norm/actor"] = self._optimise(self.actor_opt, actor_loss, self.actor, c.actor_grad_clip)
-        metrics["grad_norm/critic"] = self._optimise(self.critic_opt, critic_loss, self.critic, c.critic_grad_clip)
+        metrics["grad_norm/actor"] = self._optimise(self.actor_opt, actor_loss, c.actor_grad_clip,
+                                                    self.actor.parameters())
+        metrics["grad_norm/critic"] = self._optimise(self.critic_opt, critic_loss, c.critic_grad_clip,
+                                                       self.critic.parameters())
         slow_update(self.slow_critic, self.critic, c.slow_critic_fraction)
         self.updates += 1
         return {k: float(v) for k, v in metrics.items()}

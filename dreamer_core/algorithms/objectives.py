@@ -36,5 +36,6 @@ def world_model_terms(wm: WorldModel, data: dict[str, torch.Tensor], gumbel: tor
         "continue": losses.continue_loss(wm.cont(feat), data["is_terminal"]),
         "kl_dyn": dyn,
         "kl_rep": rep,
+        "ensemble": wm.ensemble.loss(feat, data["action"], data, post["post"]),
     }
     return terms, post

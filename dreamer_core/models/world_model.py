@@ -1,5 +1,6 @@
-"""The world model: encoder, RSSM, decoder, reward and continue heads (networks only; the
-objective that trains them belongs to the learning algorithms)."""
+"""The world model: encoder, RSSM, decoder, reward and continue heads, and the ensemble of
+one-step heads that measures where the model is guessing (networks only; the objective that
+trains them belongs to the learning algorithms)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from torch import nn
 
 from dreamer_core.config import AgentConfig
 from dreamer_core.distributions import twohot_bins, twohot_decode
+from dreamer_core.models.ensemble import EnsembleHeads
 from dreamer_core.models.rssm import RSSM
 from dreamer_core.networks import MLP
 from dreamer_core.transforms import symlog
@@ -27,7 +29,13 @@ class WorldModel(nn.Module):
         self.decoder = MLP(self.feat_dim, c.units, c.layers, obs_dim)
         self.reward = MLP(self.feat_dim, c.units, c.layers, c.bins, zero_init_output=True)
         self.cont = MLP(self.feat_dim, c.units, c.layers, 1)
+        # Trained on stop-gradient features, so it measures the model without shaping it.
+        self.ensemble = EnsembleHeads(self.feat_dim, act_dim, c.stoch, c.classes, c.units, c.ensemble_members)
         self.register_buffer("bins", twohot_bins(c.bins, -c.bin_range, c.bin_range), persistent=False)
+
+    def core_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but the trust ensemble's (the model proper)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("ensemble.")]
 
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
         """Embedding of symlog(obs)."""

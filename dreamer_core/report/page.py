@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from dreamer_core.report import plots
-from dreamer_core.report.run_data import RunData, load_run
+from dreamer_core.report.run_data import Decision, RunData, load_run
 
 # (anchor, title, how to read it, figure) in page order; docs/report.md explains each in full.
 SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]] = [
@@ -34,9 +34,12 @@ SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]]
      "The world model's loss terms per update from the learner's TensorBoard events; they should fall and "
      "settle. A rise after new data arrives is normal (the model meets states it has not seen).",
      plots.world_model_losses),
-    ("open-loop", "Open-loop error or skill per step k",
-     "How well the model predicts k steps ahead from real states with the real actions. Errors grow with k; "
-     "skill (1 = perfect, 0 = no better than a constant guess) falls with k.", plots.open_loop),
+    ("open-loop", "Model skill per step k",
+     "How well the model predicts reward and episode continuation k steps ahead from real states with the "
+     "real actions, against the better of two simple guesses (the batch mean, the value at the start "
+     "repeated): 1 = perfect, 0 = no better than the guess, below 0 worse. Solid: held-out episodes the model "
+     "never trained on; dashed: training episodes (a wide gap is memorising). A candidate whose held-out skill "
+     "at its imagination horizon is below the grey line (min_skill) is held back.", plots.open_loop),
     ("timing", "Control latency and jitter",
      "Per-tick compute time of the control node and how far each tick started from its schedule. Ticks at or "
      "above the control period miss deadlines.", plots.control_timing),
@@ -103,6 +106,25 @@ def _nothing(what: str, why: str) -> str:
     return f'<p class="nodata">{escape(what)} ({escape(why)}).</p>'
 
 
+# Measured values of a decision shown beside the threshold they were held against: (metric, threshold, label).
+GATE_VALUES = (("reward_skill", "min_skill", "reward skill"), ("continue_skill", "min_skill", "continue skill"),
+               ("disagreement_ratio", "max_disagreement_ratio", "disagreement"),
+               ("held_out_episodes", "min_held_out_episodes", "held-out episodes"))
+
+
+def gate_values(d: Decision) -> str:
+    """The decision's measured values against their thresholds, e.g. ``reward skill −0.42 (≥ −0.7)``."""
+    parts = []
+    if "horizon" in d.metrics:
+        parts.append(f"at k={d.metrics['horizon']:.0f}")
+    for metric, threshold, label in GATE_VALUES:
+        if metric in d.metrics:
+            bound = d.thresholds.get(threshold)
+            relation = "" if bound is None else f" ({'≤' if threshold.startswith('max') else '≥'} {bound:g})"
+            parts.append(f"{label} {d.metrics[metric]:.3g}{relation}")
+    return ", ".join(parts) or "-"
+
+
 def decisions_table(data: RunData) -> str:
     if not data.decisions:
         return _nothing("No gate decision recorded",
@@ -110,9 +132,10 @@ def decisions_table(data: RunData) -> str:
     rows = []
     for d in sorted(data.decisions, key=lambda d: d.update):
         outcome = '<span class="promoted">promoted</span>' if d.promoted else '<span class="held">held back</span>'
-        rows.append([f"v{d.version}", str(d.update), escape(_when(d.time)), outcome,
-                     escape("; ".join(d.reasons) or "passed every check")])
-    return _table(["candidate", "update", "time", "decision", "why"], rows, raw=True)
+        why = "; ".join(d.reasons) if d.reasons else "passed every check"
+        rows.append([f"v{d.version}", str(d.update), escape(_when(d.time)), outcome, escape(gate_values(d)),
+                     escape(why)])
+    return _table(["candidate", "update", "time", "decision", "measured (threshold)", "why"], rows, raw=True)
 
 
 def events_table(data: RunData) -> str:

@@ -8,7 +8,6 @@ state), which keeps them independent of any GUI backend and of each other.
 from __future__ import annotations
 
 import itertools
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -202,54 +201,58 @@ def world_model_losses(data: RunData) -> Figure | NoData:
     return figure
 
 
-K_METRIC = re.compile(r"^(?P<name>.+)_k(?P<k>\d+)$")
+SKILL_MEASURES = ("reward", "continue")
 
 
-def open_loop_curves(data: RunData) -> tuple[str, dict[str, dict[str, list[tuple[int, float]]]]]:
-    """Per-k model checks, newest first: ``(source, {curve label: {measure: [(k, value)]}})``.
+def skill_curves(data: RunData) -> tuple[str, dict[str, dict[str, list[float]]], float | None]:
+    """Skill per k of the newest candidates: ``(source, {curve label: {curve name: values}}, floor)``.
 
-    Bundle manifests carry whole curves (``evaluation`` lists, k = 1..K, e.g. ``skill_reward``);
-    otherwise the gate decisions' ``<measure>_k<k>`` metrics (e.g. ``open_loop_reward_error_k15``).
+    The gate decisions of the learner state carry the curves of every candidate, promoted or held
+    back (``skill_reward``, ``skill_continue`` on held-out windows, ``*_train`` on training
+    windows) and the ``min_skill`` they were held against; without a learner state, the promoted
+    bundles' manifests (their ``evaluation`` lists) are read instead.
     """
-    curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    for version in sorted(data.manifests, reverse=True)[:NEWEST_CURVES]:
-        lists = {name: value for name, value in data.manifests[version].evaluation.items() if isinstance(value, list)}
-        if lists:
-            curves[f"v{version}"] = {name: list(enumerate(values, start=1)) for name, values in lists.items()}
+    curves: dict[str, dict[str, list[float]]] = {}
+    judged = [d for d in sorted(data.decisions, key=lambda d: d.update, reverse=True) if d.curves][:NEWEST_CURVES]
+    for decision in judged:
+        state = "promoted" if decision.promoted else "held back"
+        curves[f"v{decision.version} ({state}, update {decision.update})"] = decision.curves
     if curves:
-        return "policy bundle manifests (evaluation curves)", curves
-    for decision in sorted(data.decisions, key=lambda d: d.update, reverse=True)[:NEWEST_CURVES]:
-        measures: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for key, value in decision.metrics.items():
-            match = K_METRIC.match(key)
-            if match and isinstance(value, int | float):
-                measures[match["name"]].append((int(match["k"]), float(value)))
-        if measures:
-            state = "promoted" if decision.promoted else "held back"
-            curves[f"v{decision.version} ({state}, update {decision.update})"] = {
-                name: sorted(points) for name, points in measures.items()}
-    return "gate decisions (learner_state.json metrics)", curves
+        return "gate decisions (learner_state.json)", curves, judged[0].thresholds.get("min_skill")
+    for version in sorted(data.manifests, reverse=True)[:NEWEST_CURVES]:
+        lists = {name: value for name, value in data.manifests[version].evaluation.items()
+                 if isinstance(value, list) and name.startswith("skill_")}
+        if lists:
+            curves[f"v{version} (promoted)"] = lists
+    return "policy bundle manifests (evaluation curves)", curves, None
 
 
 def open_loop(data: RunData) -> Figure | NoData:
-    """The model's open-loop error or skill against the number of steps k it predicts ahead."""
-    source, curves = open_loop_curves(data)
+    """The model's reward and continue skill against the number of steps k it predicts ahead:
+    held-out windows solid, training windows dashed, the gate's floor as a grey line."""
+    source, curves, floor = skill_curves(data)
     if not curves:
-        return _missing(data, "learner state", "not recorded: no gate decision or bundle carries per-k "
-                                               "open-loop measures yet")
-    measures = sorted({m for by_measure in curves.values() for m in by_measure})
-    figure, axes = _figure(3.6, len(measures))
-    for ax, measure in zip(axes, measures, strict=True):
-        for i, (label, by_measure) in enumerate(curves.items()):
-            if measure in by_measure:
-                k, value = zip(*by_measure[measure], strict=True)
-                shade = 0.85 * i / max(1, len(curves) - 1)  # newest (first) darkest
-                ax.plot(k, value, marker="o", markersize=3, label=label, color=matplotlib.colormaps["viridis"](shade))
-        ax.set_xlabel("open-loop steps k")
-        ax.set_title(measure, fontsize=10)
+        return _missing(data, "learner state", "not recorded: no gate decision or bundle carries skill curves yet")
+    figure, axes = _figure(3.6, len(SKILL_MEASURES))
+    for ax, measure in zip(axes, SKILL_MEASURES, strict=True):
+        for i, (label, by_name) in enumerate(curves.items()):
+            colour = matplotlib.colormaps["viridis"](0.85 * i / max(1, len(curves) - 1))  # newest (first) darkest
+            for suffix, style in (("", "-"), ("_train", "--")):
+                values = by_name.get(f"skill_{measure}{suffix}")
+                if values:
+                    ax.plot(range(1, len(values) + 1), values, linestyle=style, marker="o", markersize=3,
+                            color=colour, label=label if not suffix else None)
+        if floor is not None:
+            ax.axhline(floor, color="0.5", linewidth=1.0, label=f"min_skill {floor:g}")
+        if ax.get_ylim()[0] < -3.0:
+            ax.set_yscale("symlog", linthresh=1.0)  # an untrained model's skill of −40 must not flatten [−1, 1]
+            ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_ylim(top=1.05)  # skill is at most 1
+        ax.set(xlabel="open-loop steps k", ylabel="skill", title=f"{measure} skill (solid held-out, dashed training)")
+        ax.title.set_fontsize(10)
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    figure.suptitle(f"Model checks per prediction step k (from {source}; newest darkest)", fontsize=11)
+    figure.suptitle(f"Model skill per prediction step k (from {source}; newest darkest)", fontsize=11)
     return figure
 
 

@@ -29,14 +29,18 @@ READ_ERRORS = (OSError, ValueError, KeyError, TypeError, ReplayStoreError)
 
 @dataclass(frozen=True)
 class Decision:
-    """One gate decision of the learner on a candidate version."""
+    """One gate decision of the learner on a candidate version (a ``PromotionRecord`` of the learner
+    state): the measured values, the thresholds they were held against and the skill curves per k."""
 
     version: int
     update: int
     time: float
     promoted: bool
     reasons: list[str]
-    metrics: dict
+    summary: str  # one line: the reasons, or what it passed with
+    metrics: dict[str, float]
+    thresholds: dict[str, float]
+    curves: dict[str, list[float]]  # skill per k: skill_reward, skill_continue (held-out), *_train
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,20 @@ def _read_learner_state(data: RunData) -> None:
     state = json.loads(data.layout.learner_state.read_text())
     data.decisions = [Decision(version=int(d["version"]), update=int(d["update"]), time=float(d["time"]),
                                promoted=bool(d["promoted"]), reasons=list(d.get("reasons", [])),
-                               metrics=dict(d.get("metrics", {})))
+                               summary=str(d.get("summary", "; ".join(d.get("reasons", [])))),
+                               metrics=_numbers(d.get("metrics", {})), thresholds=_numbers(d.get("thresholds", {})),
+                               curves={k: [_number(x) for x in v] for k, v in d.get("curves", {}).items()})
                       for d in state.get("promotions", [])]
     data.predicted_reward = {int(v): float(r) for v, r in state.get("predicted_reward", {}).items()}
+
+
+def _number(value) -> float:
+    """A JSON number of the learner state; ``null`` is how a non-finite value was written."""
+    return float("nan") if value is None else float(value)
+
+
+def _numbers(values: dict) -> dict[str, float]:
+    return {k: _number(v) for k, v in values.items()}
 
 
 def _read_bundles(data: RunData) -> None:

@@ -170,15 +170,53 @@ class SafetyConfig(_Strict):
     sensor_bounds: SensorBoundsConfig = Field(default_factory=SensorBoundsConfig)
 
 
-class TrustConfig(_Strict):
-    """Model-trust gate (docs/architecture.md#model-trust): a candidate policy is promoted only when all checks pass."""
+# Keys of the trust section that were replaced, and what replaced them (a clear error, not "unknown key").
+RETIRED_TRUST_KEYS = {
+    "max_reward_error": "min_skill",
+    "max_continue_error": "min_skill",
+    "min_horizon_retention": "max_disagreement_ratio",
+}
 
-    open_loop_steps: Annotated[int, Field(ge=1)] = 15  # k: prior steps rolled with the logged actions
-    max_reward_error: PositiveFloat = 2.0  # mean |predicted - real| reward at step k
-    max_continue_error: Annotated[float, Field(gt=0, le=1)] = 0.5  # mean |predicted - real| continue at k
-    # Improvement (advantage) at H/2 must keep at least this share of that at H: an improvement that
-    # vanishes with a shorter horizon feeds on model bias far from the data.
-    min_horizon_retention: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+class TrustConfig(_Strict):
+    """Model-trust gate (docs/model_trust.md): a candidate policy is promoted only when every check
+    passes, each measured on held-out episodes the model never trained on."""
+
+    open_loop_steps: Annotated[int, Field(ge=1)] = 15  # K: skill is measured for k = 1..K prior steps
+    # Share of every policy version's episodes never trained on (chosen by a hash of the episode's identity).
+    held_out_fraction: Annotated[float, Field(gt=0, le=0.5)] = 0.2
+    # Fewer held-out episodes than this: the gate refuses (too little to judge the model on).
+    min_held_out_episodes: Annotated[int, Field(ge=1)] = 4
+    check_sequences: Annotated[int, Field(ge=1)] = 64  # held-out (and training) windows per check
+    # Skill = 1 - model error / error of the better baseline (batch mean, persistence); the reward and
+    # continue skill at the candidate's imagination horizon must reach this.
+    min_skill: Annotated[float, Field(lt=1, allow_inf_nan=False)] = -0.7
+    # Ensemble disagreement along the candidate's imagination / on held-out real data must stay below this.
+    max_disagreement_ratio: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 1.25
+    # Imagination horizon: "fixed" keeps the preset's; "skill" sets it after every check to the largest
+    # k whose skill reaches min_skill, clipped to [horizon_min, horizon_max].
+    horizon: Literal["fixed", "skill"] = "fixed"
+    horizon_min: Annotated[int, Field(ge=1)] = 5
+    horizon_max: Annotated[int, Field(ge=1)] = 15
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data):
+        if isinstance(data, dict):
+            retired = [key for key in RETIRED_TRUST_KEYS if key in data]
+            if retired:
+                replaced = ", ".join(f"{key} -> {RETIRED_TRUST_KEYS[key]}" for key in retired)
+                raise ValueError(f"{', '.join(retired)}: no longer a trust key; thresholds are on skill and "
+                                 f"ensemble disagreement now ({replaced}; see docs/model_trust.md)")
+        return data
+
+    @model_validator(mode="after")
+    def _horizons(self) -> TrustConfig:
+        if not self.horizon_min <= self.horizon_max <= self.open_loop_steps:
+            raise ValueError(f"horizon_min ({self.horizon_min}) <= horizon_max ({self.horizon_max}) <= "
+                             f"open_loop_steps ({self.open_loop_steps}) must hold: skill is only measured up to "
+                             "open_loop_steps")
+        return self
 
 
 class TopicsConfig(_Strict):

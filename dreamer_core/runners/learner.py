@@ -2,10 +2,12 @@
 
 `LearnerRunner.iterate()` does a bounded amount of work and returns the bundles to
 publish, so the learner node (or any script) drives it from its own loop and
-stays responsive. Everything it needs to resume (the agent and the typed
-:class:`LearnerState`: policy version, promotion records) is one checkpoint file,
-written atomically under `run_dir`; `learner_state.json` beside it is a readable
-summary derived from it, never read back.
+stays responsive. It trains only on episodes that are not held out; every
+candidate is judged on the held-out ones (docs/model_trust.md). Everything it needs
+to resume (the agent and the typed :class:`LearnerState`: policy version, decisions,
+the robot's verdicts, the imagination horizon) is one checkpoint file, written
+atomically under `run_dir`; `learner_state.json` beside it is a readable summary
+derived from it, never read back.
 """
 
 from __future__ import annotations
@@ -21,19 +23,30 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamer_core.algorithms.agent import Agent, read_checkpoint
-from dreamer_core.algorithms.promotion import evaluate_trust, over_optimism, real_reward_by_version
+from dreamer_core.algorithms.trust import (
+    TrustReport,
+    decide,
+    measure,
+    over_optimism,
+    real_reward_by_version,
+    too_little_data,
+)
 from dreamer_core.config import DEFAULT_PRESET, load_agent_config
 from dreamer_core.deploy import PolicyBundle, build_bundle, load_private_key, save_bundle_file
 from dreamer_core.deploy.export import export_agent
 from dreamer_core.deploy.runtime import spec_difference
 from dreamer_core.io import atomic_write
+from dreamer_core.runners.decision_log import log_decision, log_policy_event
 from dreamer_core.runners.train_ratio import TrainRatio
 from dreamer_core.spec import PolicySpec
 from dreamer_core.storage import NotEnoughDataError, ReplayStore
 
-# Promotion decisions and predicted rewards kept in the learner state (older ones are in the log
-# and TensorBoard); bounds the checkpoint of a learner that runs for months.
+# Promotion decisions, robot verdicts and predicted rewards kept in the learner state (older ones
+# are in the log and TensorBoard); bounds the checkpoint of a learner that runs for months.
 KEPT_RECORDS = 100
+# The robot's verdicts after which a version is never offered again by this learner.
+REJECTING_EVENTS = ("rolled_back", "blocked")
+REJECTED_SUFFIX = ".rejected"
 
 
 class LearnerSettings(BaseModel):
@@ -61,14 +74,28 @@ class LearnerSettings(BaseModel):
 
 
 class PromotionRecord(BaseModel):
-    """One gate decision on a candidate policy, promoted or not."""
+    """One gate decision on a candidate policy, promoted or held back, with what it was judged on."""
 
     version: int
     update: int
     time: float
     promoted: bool
-    reasons: list[str]
+    reasons: list[str]  # why it was held back (empty when promoted)
+    summary: str  # one line: the reasons, or what it passed with
     metrics: dict[str, float]
+    thresholds: dict[str, float]
+    curves: dict[str, list[float]] = Field(default_factory=dict)  # skill per k (held-out and training)
+
+
+class PolicyEventRecord(BaseModel):
+    """A decision the robot published about a policy version (dreamer_msgs/PolicyEvent)."""
+
+    version: int
+    event: str  # canary_started | canary_passed | rolled_back | forced | blocked
+    reason: str
+    values: dict[str, float]  # the numeric values of its values_json
+    time: float  # when the learner recorded it
+    update: int
 
 
 class LearnerState(BaseModel):
@@ -81,12 +108,35 @@ class LearnerState(BaseModel):
     policy_version: int = 0  # last promoted version; never reused
     last_export_update: int = 0
     promotions: list[PromotionRecord] = Field(default_factory=list)
+    promoted: int = 0  # candidates promoted so far (all time)
+    held_back: int = 0  # candidates held back so far (all time)
     # Imagined mean reward per step of each promoted version, held against what the robot then collects.
     predicted_reward: dict[int, float] = Field(default_factory=dict)
+    # The robot's verdicts about versions (canary passed, rolled back, forced, blocked).
+    policy_events: list[PolicyEventRecord] = Field(default_factory=list)
+    # Versions the robot rejected (rolled back or blocked): never offered again.
+    rejected: list[int] = Field(default_factory=list)
+    # The held-out fraction the run trains with: lowering it would release held-out episodes for training.
+    held_out_fraction: float
+    # The imagination horizon in use (the preset's unless trust.horizon is "skill").
+    horizon: int
 
     def record(self, decision: PromotionRecord) -> None:
-        """Append a decision, keeping the newest :data:`KEPT_RECORDS`."""
+        """Append a decision and count it, keeping the newest :data:`KEPT_RECORDS`."""
         self.promotions = [*self.promotions, decision][-KEPT_RECORDS:]
+        if decision.promoted:
+            self.promoted += 1
+        else:
+            self.held_back += 1
+
+    def record_event(self, event: PolicyEventRecord) -> bool:
+        """Append a robot verdict (newest :data:`KEPT_RECORDS` kept); True when it rejects a version
+        not rejected before."""
+        self.policy_events = [*self.policy_events, event][-KEPT_RECORDS:]
+        if event.event in REJECTING_EVENTS and event.version not in self.rejected:
+            self.rejected = sorted([*self.rejected, event.version])[-KEPT_RECORDS:]
+            return True
+        return False
 
     def predict(self, version: int, reward_per_step: float) -> None:
         """Remember a promoted version's imagined reward per step, keeping the newest :data:`KEPT_RECORDS`."""
@@ -105,8 +155,12 @@ def resume_mismatches(payload: dict, robot_config, preset: str) -> list[str]:
     have_preset, want_preset = payload["config"]["name"], load_agent_config(preset).name
     if have_preset != want_preset:
         problems.append(f"preset: checkpoint {have_preset!r}, settings {want_preset!r}")
-    problems += spec_mismatch("checkpoint", PolicySpec.from_dict(payload["extra"]["learner"]["spec"]),
-                              robot_config.policy_spec())
+    learner = payload["extra"]["learner"]
+    problems += spec_mismatch("checkpoint", PolicySpec.from_dict(learner["spec"]), robot_config.policy_spec())
+    if robot_config.trust.held_out_fraction < learner["held_out_fraction"]:
+        problems.append(f"trust.held_out_fraction: checkpoint {learner['held_out_fraction']}, robot config "
+                        f"{robot_config.trust.held_out_fraction} (lower would train on episodes held out so far; "
+                        "it may only grow)")
     return problems
 
 
@@ -134,6 +188,7 @@ class LearnerRunner:
 
     def __init__(self, robot_config, settings: LearnerSettings, log=print):
         self.robot = robot_config
+        self.trust = robot_config.trust
         self.settings = settings
         self.log = log
         torch.set_num_threads(settings.torch_threads)
@@ -154,19 +209,25 @@ class LearnerRunner:
         if self.checkpoint_path.is_file():
             self.agent, self.state = self._resume()
             log(f"resumed from {self.checkpoint_path}: {self.agent.updates} updates, "
-                f"policy version {self.state.policy_version}")
+                f"policy version {self.state.policy_version}, imagination horizon {self.state.horizon}")
         else:
             config = load_agent_config(settings.preset)
             self.agent = Agent(robot_config.obs_dim, robot_config.act_dim, config, device=self.device,
                                seed=settings.seed)
-            self.state = LearnerState(spec=self.spec.to_dict())
+            self.state = LearnerState(spec=self.spec.to_dict(), held_out_fraction=self.trust.held_out_fraction,
+                                      horizon=config.horizon)
+        # A raised fraction only adds held-out episodes (a lower one was refused by _resume).
+        self.state.held_out_fraction = self.trust.held_out_fraction
+        # The preset's horizon when it is fixed; the one chosen last (within the current bounds) otherwise.
+        t = self.trust
+        self.state.horizon = self.agent.config.horizon if t.horizon == "fixed" else min(
+            max(self.state.horizon, t.horizon_min), t.horizon_max)
+        self.agent.horizon = self.state.horizon
         self.train_ratio = TrainRatio(self.agent.config)
         log(f"compute precision {self.agent.precision.name}: {self.agent.precision.reason}")
-        if robot_config.trust.open_loop_steps >= self.agent.config.seq_len:
-            raise ValueError(
-                f"trust.open_loop_steps ({robot_config.trust.open_loop_steps}) must be below the preset's seq_len "
-                f"({self.agent.config.seq_len}): the open-loop check needs that many real steps after each anchor"
-            )
+        problems = trust_problems(self.trust, self.agent.config)
+        if problems:
+            raise ValueError("the robot config's trust section does not fit the preset:\n  " + "\n  ".join(problems))
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
@@ -220,9 +281,9 @@ class LearnerRunner:
         """Updates the train ratio allows for the data collected so far."""
         return self.train_ratio.owed(self.replay_steps, self.agent.updates)
 
-    def _batch(self) -> dict[str, np.ndarray]:
-        cfg = self.agent.config
-        return self.store.sample(cfg.batch_size, cfg.seq_len, rng=self.rng)
+    def _sample(self, batch_size: int, length: int, split: str, recency: float = 0.0) -> dict[str, np.ndarray]:
+        return self.store.sample(batch_size, length, rng=self.rng, recency=recency, split=split,
+                                 held_out_fraction=self.trust.held_out_fraction)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -231,11 +292,12 @@ class LearnerRunner:
         if not self.ready():
             return []
         n = min(self.updates_owed(), self.settings.updates_per_iteration)
+        cfg = self.agent.config
         for _ in range(n):
             try:
-                batch = self._batch()
+                batch = self._sample(cfg.batch_size, cfg.seq_len, "train")
             except NotEnoughDataError:
-                return []  # enough steps, but no session holds a whole sequence yet
+                return []  # enough steps, but no session holds a whole training sequence yet
             metrics = self.agent.train_step(batch)
             step = self.agent.updates
             for key, value in metrics.items():
@@ -257,45 +319,120 @@ class LearnerRunner:
                    "updates": self.agent.updates, **self.state.model_dump(mode="json")}
         atomic_write(self.summary_path, json.dumps(summary, indent=2).encode())
 
+    def check_trust(self) -> TrustReport:
+        """Judge the current model and policy on held-out episodes (docs/model_trust.md)."""
+        length = check_length(self.trust, self.agent.config)
+        stats = self.store.split_stats(length, self.trust.held_out_fraction)
+        for part, counts in stats.items():
+            self.writer.add_scalar(f"{part}/episodes", counts.episodes, self.agent.updates)
+            self.writer.add_scalar(f"{part}/steps", counts.steps, self.agent.updates)
+        episodes = stats["held_out"].episodes
+        if episodes < self.trust.min_held_out_episodes or not stats["train"].windows:
+            return too_little_data(episodes, self.trust, self.agent.horizon)
+        # The newest data weighs most: it is what the candidate's predecessor did.
+        held_out = self._sample(self.trust.check_sequences, length, "held_out", recency=1.0)
+        train = self._sample(self.trust.check_sequences, length, "train", recency=1.0)
+        measured = measure(self.agent, held_out, train, self.trust, episodes, self.agent.horizon,
+                           seed=self.agent.updates)
+        return decide(measured, self.trust, self.agent.config.horizon)
+
     def _candidate(self) -> PolicyBundle | None:
-        """Check model trust on recent real sequences; export, sign and record a promotion."""
+        """Check model trust on held-out episodes; export, sign and record a promotion, or hold back."""
         step = self.agent.updates
         self.state.last_export_update = step
-        # Recency-biased: the newest real data is the least trained on (not a held-out split).
-        cfg = self.agent.config
-        check = self.store.sample(cfg.batch_size, cfg.seq_len, rng=self.rng, recency=1.0)
-        report = evaluate_trust(self.agent, check, self.robot.trust)
-        report.metrics.update(over_optimism(self.state.predicted_reward, real_reward_by_version(self.store)))
-        for key, value in report.metrics.items():
-            self.writer.add_scalar(f"trust/{key}", value, step)
+        report = self.check_trust()
+        report.metrics.update(over_optimism(self.state.predicted_reward,
+                                            real_reward_by_version(self.store, self.trust.held_out_fraction)))
         version = self.state.policy_version + 1
-        self.state.record(PromotionRecord(version=version, update=step, time=time.time(), promoted=report.passed,
-                                          reasons=report.reasons, metrics=report.metrics))
+        record = PromotionRecord(version=version, update=step, time=time.time(), promoted=report.passed,
+                                 reasons=report.reasons, summary=report.summary, metrics=report.metrics,
+                                 thresholds=report.thresholds, curves=report.curves)
+        self.state.record(record)
+        log_decision(self.writer, record)
+        if report.next_horizon != self.agent.horizon:
+            self.log(f"imagination horizon {self.agent.horizon} -> {report.next_horizon} (from the model's skill)")
+        self.state.horizon = self.agent.horizon = report.next_horizon
         if not report.passed:
-            self.log(f"candidate at update {step} NOT promoted: {'; '.join(report.reasons)}")
+            self.log(f"v{version} held back at update {step}: {report.summary}")
             self.checkpoint()
             return None
         onnx_bytes = export_agent(self.agent)
         bundle = build_bundle(onnx_bytes, self.spec, version=version, training_step=step,
                               preset=self.agent.config.name, private_key=self.private_key,
-                              evaluation=report.metrics)
-        save_bundle_file(bundle, self.run_dir / "bundles" / f"policy_v{version:04d}.bundle")
+                              evaluation=report.evaluation())
+        save_bundle_file(bundle, self.bundle_path(version))
         # What the model promises for this policy, to hold against what the robot then collects.
-        self.state.predict(version, self.agent.imagine_returns(check, self.agent.config.horizon)["reward"])
+        self.state.predict(version, report.metrics["imagined_reward_per_step"])
         # Persist the version before publishing: a restarted learner never reuses a number.
         self.state.policy_version = version
         self.checkpoint()
-        self.log(f"policy v{version} promoted at update {step} ({len(onnx_bytes) / 1024:.0f} KiB ONNX)")
+        self.log(f"v{version} promoted at update {step}: {report.summary} ({len(onnx_bytes) / 1024:.0f} KiB ONNX)")
         return bundle
 
+    def bundle_path(self, version: int) -> Path:
+        return self.run_dir / "bundles" / f"policy_v{version:04d}.bundle"
+
+    def record_policy_event(self, robot_id: str, version: int, event: str, reason: str, values: dict) -> None:
+        """Record the robot's verdict about a version; a rejected version's bundle is renamed
+        ``*.rejected`` so that no restart of this learner offers it again."""
+        if robot_id != self.robot.robot_id:
+            self.log(f"ignored a policy event from robot {robot_id!r} (this learner trains {self.robot.robot_id!r})")
+            return
+        numbers = {k: float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        record = PolicyEventRecord(version=version, event=event, reason=reason, values=numbers, time=time.time(),
+                                   update=self.agent.updates)
+        newly_rejected = self.state.record_event(record)
+        log_policy_event(self.writer, record)
+        self.log(f"robot: v{version} {event}: {reason}")
+        if newly_rejected:
+            path = self.bundle_path(version)
+            if path.is_file():
+                path.rename(path.with_name(path.name + REJECTED_SUFFIX))
+            self.log(f"v{version} was rejected by the robot: it is never offered again")
+        self.checkpoint()
+
     def latest_bundle(self) -> PolicyBundle | None:
-        """The newest promoted bundle on disk (re-published after a learner restart)."""
+        """The newest promoted bundle on disk that the robot has not rejected (re-published after a
+        learner restart)."""
         from dreamer_core.deploy import load_bundle_file
 
-        files = sorted((self.run_dir / "bundles").glob("policy_v*.bundle"))
-        return load_bundle_file(files[-1]) if files else None
+        for path in sorted((self.run_dir / "bundles").glob("policy_v*.bundle"), reverse=True):
+            bundle = load_bundle_file(path)
+            if bundle.version not in self.state.rejected:
+                return bundle
+        return None
+
+    def decision_status(self) -> dict[str, object]:
+        """What the learner's diagnostics show about its decisions (docs/nodes.md#learner_node)."""
+        last = self.state.promotions[-1] if self.state.promotions else None
+        verdict = "" if last is None else "promoted" if last.promoted else "held back"
+        return {
+            "last_decision": "none" if last is None else f"v{last.version} {verdict}",
+            "last_decision_reason": "" if last is None else last.summary,
+            "promoted": self.state.promoted,
+            "held_back": self.state.held_back,
+            "horizon": self.agent.horizon,
+        }
 
     def close(self) -> None:
         self.writer.close()
         if self.store is not None:
             self.store.close()
+
+
+def check_length(trust, config) -> int:
+    """Length of the check windows: K steps of context before the anchors and K after, at most
+    the training sequence length."""
+    return min(config.seq_len, 2 * trust.open_loop_steps + 1)
+
+
+def trust_problems(trust, config) -> list[str]:
+    """Ways a trust section cannot judge models of this preset."""
+    problems = []
+    if trust.open_loop_steps + 2 > config.seq_len:
+        problems.append(f"trust.open_loop_steps ({trust.open_loop_steps}) must be at most seq_len - 2 "
+                        f"({config.seq_len - 2}): each check window needs an anchor with that many real steps after it")
+    if trust.horizon == "fixed" and config.horizon > trust.open_loop_steps:
+        problems.append(f"the preset's horizon ({config.horizon}) exceeds trust.open_loop_steps "
+                        f"({trust.open_loop_steps}): skill is judged at the imagination horizon, so measure that far")
+    return problems

@@ -6,6 +6,7 @@ learner can be checked end to end on small simulated tasks without any of that.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -84,9 +85,10 @@ def random_return(env: Env, act_dim: int, episodes: int, seed: int) -> float:
 
 
 def train_online(agent: Agent, env: Env, steps: int, prefill: int = 1000, seed: int = 0,
-                 progress: bool = True) -> SequenceReplay:
+                 progress: bool = True, after_update: Callable[[Agent], None] | None = None) -> SequenceReplay:
     """Collect ``steps`` env steps (the first ``prefill`` with random actions) and train the agent
     as often as its config's train ratio allows for the steps collected after the prefill.
+    ``after_update(agent)`` runs after every update (e.g. to keep a copy of an early agent).
 
     Returns the replay buffer. Step convention as in :meth:`Agent.train_step`.
     """
@@ -114,4 +116,6 @@ def train_online(agent: Agent, env: Env, steps: int, prefill: int = 1000, seed: 
             for _ in range(ratio.owed(step + 1 - prefill, updates)):
                 agent.train_step(replay.sample(c.batch_size, c.seq_len, rng))
                 updates += 1
+                if after_update is not None:
+                    after_update(agent)
     return replay

@@ -10,7 +10,7 @@ from .errors import (
     ReplayWriteError,
 )
 from .records import AddResult, Transition
-from .sampler import NotEnoughDataError
+from .sampler import NotEnoughDataError, SplitStats
 from .sessions import SessionInfo
 from .store import ReplayStore
 
@@ -29,5 +29,6 @@ __all__ = [
     "ReplayWarning",
     "ReplayWriteError",
     "SessionInfo",
+    "SplitStats",
     "Transition",
 ]

@@ -34,19 +34,24 @@ class Episode:
     mixed_versions: bool  # another version acted later in the same episode (a swap mid-episode)
     complete: bool  # ended by an is_last row (False: still running, or cut by missing rows)
     terminal: bool  # ended in a terminal state (e.g. a fall)
+    # Its first row is an episode start (False: the rows before it were evicted, so first_seq is not
+    # where the episode began and its return misses their rewards).
+    started: bool
 
 
 class _Open:
     """The episode being read: its first row and running sums."""
 
-    def __init__(self, info: SessionInfo, seq: int, stamp: float, version: int):
+    def __init__(self, info: SessionInfo, seq: int, stamp: float, version: int, started: bool):
         self.info, self.first_seq, self.start_stamp, self.version = info, seq, stamp, version
+        self.started = started
         self.steps, self.ret, self.mixed = 0, 0.0, False
         self.last_seq, self.end_stamp = seq, stamp
 
     def close(self, *, complete: bool, terminal: bool) -> Episode:
         return Episode(self.info.robot_id, self.info.session_id, self.first_seq, self.last_seq, self.start_stamp,
-                       self.end_stamp, self.steps, self.ret, self.version, self.mixed, complete, terminal)
+                       self.end_stamp, self.steps, self.ret, self.version, self.mixed, complete, terminal,
+                       self.started)
 
 
 def episodes(chunks: Iterable[tuple[SessionInfo, dict[str, np.ndarray]]]) -> Iterator[Episode]:
@@ -67,7 +72,7 @@ def episodes(chunks: Iterable[tuple[SessionInfo, dict[str, np.ndarray]]]) -> Ite
                 current = None
             if current is None:
                 current = _Open(info, int(rows["seq"][begin]), float(rows["stamp"][begin]),
-                                int(rows["policy_version"][begin]))
+                                int(rows["policy_version"][begin]), bool(rows["is_first"][begin]))
             piece = slice(begin, end)
             current.steps += end - begin
             current.ret += float(np.sum(rows["reward"][piece], dtype=np.float64))

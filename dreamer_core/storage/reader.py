@@ -11,19 +11,53 @@ from collections.abc import Iterator
 import numpy as np
 
 from .chunk import FIRST, LAST, RESET, TERMINAL
-from .sampler import draw_starts, gather
+from .sampler import NotEnoughDataError, SplitStats, draw_starts, gather, part_windows
 from .sessions import SessionInfo, fold
 from .streams import StoreState
 
 
 def sample(
-    state: StoreState, batch_size: int, length: int, rng: np.random.Generator, recency: float
+    state: StoreState, batch_size: int, length: int, rng: np.random.Generator, recency: float,
+    split: str, held_out_fraction: float,
 ) -> dict[str, np.ndarray]:
     """B×T sequences (see ``ReplayStore.sample``)."""
-    segments = [s.segments_view() for s in state.ordered()]
-    sizes = np.array([seg.size for seg in segments], dtype=np.int64)
-    which, start = draw_starts(sizes, batch_size, length, rng, recency)
+    streams = state.ordered()
+    segments = [s.segments_view() for s in streams]
+    if split == "all":
+        sizes = np.array([seg.size for seg in segments], dtype=np.int64)
+        counts = np.maximum(sizes - length + 1, 0)
+        if not counts.any():
+            longest = int(sizes.max()) if len(sizes) else 0
+            raise NotEnoughDataError(
+                f"cannot sample sequences of length {length}: the longest session holds {longest} steps "
+                f"({len(sizes)} sessions); record more data or ask for shorter sequences"
+            )
+        which, start = draw_starts(counts, batch_size, rng, recency)
+    else:
+        windows = [part_windows(seg, s.robot_id, s.session_id, length, split, held_out_fraction)
+                   for s, seg in zip(streams, segments, strict=True)]
+        counts = np.array([len(w.starts) for w in windows], dtype=np.int64)
+        if not counts.any():
+            steps = sum(w.steps for w in windows)
+            raise NotEnoughDataError(
+                f"cannot sample {split} sequences of length {length}: no {length} consecutive {split} steps "
+                f"({steps} {split} steps in {len(streams)} sessions, held_out_fraction {held_out_fraction}); "
+                "record more data or ask for shorter sequences"
+            )
+        which, index = draw_starts(counts, batch_size, rng, recency)
+        start = np.array([windows[w].starts[i] for w, i in zip(which, index, strict=True)], dtype=np.int64)
     return gather(segments, which, start, length, state.obs_dim, state.act_dim)
+
+
+def split_stats(state: StoreState, length: int, held_out_fraction: float) -> dict[str, SplitStats]:
+    """Windows, episodes and steps of each part (see ``ReplayStore.split_stats``)."""
+    out = {}
+    for part in ("train", "held_out"):
+        windows = [part_windows(s.segments_view(), s.robot_id, s.session_id, length, part, held_out_fraction)
+                   for s in state.ordered()]
+        out[part] = SplitStats(sum(len(w.starts) for w in windows), sum(w.episodes for w in windows),
+                               sum(w.steps for w in windows))
+    return out
 
 
 def iter_steps(

@@ -10,15 +10,21 @@ order). A uniform draw picks any of them with equal probability. A recency draw,
 taken for each sequence with probability ``recency``, picks start ``i`` of ``N``
 with probability proportional to ``i + 1``: the newest data is twice as likely
 as the median and the oldest almost never drawn.
+
+Held-out split (``held_out.py``): a ``train`` or ``held_out`` draw numbers only the starts
+whose whole window lies in rows of that part, so a training window never touches a held-out
+episode (nor a row whose episode is unknown) and a held-out window holds nothing else. The
+per-stream start lists are cached with the stream's rows and rebuilt when they change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .chunk import FIRST, LAST, RESET, TERMINAL
+from .held_out import PART_CODES, row_parts
 
 
 class NotEnoughDataError(ValueError):
@@ -31,32 +37,69 @@ class Segments:
 
     arrays: list[np.ndarray]
     ends: np.ndarray  # ends[k] = number of rows in arrays[0..k]
+    # (fraction,) -> (parts, episode) and (fraction, part, length) -> PartWindows; valid while the rows are.
+    cache: dict = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         return int(self.ends[-1]) if len(self.ends) else 0
 
+    def column(self, name: str) -> np.ndarray:
+        return np.concatenate([a[name] for a in self.arrays])
 
-def draw_starts(
-    sizes: np.ndarray, batch_size: int, length: int, rng: np.random.Generator, recency: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pick (stream index, start row) for each sequence of the batch."""
-    valid = np.maximum(sizes - length + 1, 0)
-    total = int(valid.sum())
-    if total == 0:
-        longest = int(sizes.max()) if len(sizes) else 0
-        raise NotEnoughDataError(
-            f"cannot sample sequences of length {length}: the longest session holds {longest} steps "
-            f"({len(sizes)} sessions); record more data or ask for shorter sequences"
-        )
+
+@dataclass(frozen=True)
+class SplitStats:
+    """How much of a store one part (``train`` or ``held_out``) holds, for windows of one length."""
+
+    windows: int  # valid window starts
+    episodes: int  # distinct episodes with at least one window starting in them
+    steps: int  # rows in this part
+
+
+@dataclass(frozen=True)
+class PartWindows:
+    """The windows of one length lying wholly in one part of a stream's rows."""
+
+    starts: np.ndarray  # start rows, ascending
+    episodes: int  # distinct episodes those windows start in
+    steps: int  # rows of the stream in this part
+
+
+def _row_parts(seg: Segments, robot_id: str, session_id: str, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    if (fraction,) not in seg.cache:
+        seg.cache[(fraction,)] = (row_parts(robot_id, session_id, seg.column("seq"), seg.column("flags"), fraction)
+                                  if seg.arrays else (np.empty(0, np.uint8), np.empty(0, np.int64)))
+    return seg.cache[(fraction,)]
+
+
+def part_windows(seg: Segments, robot_id: str, session_id: str, length: int, part: str,
+                 fraction: float) -> PartWindows:
+    """The stream's ``length``-row windows inside ``part`` (``train`` or ``held_out``), cached."""
+    key = (fraction, part, length)
+    if key not in seg.cache:
+        parts, episode = _row_parts(seg, robot_id, session_id, fraction)
+        inside = parts == PART_CODES[part]
+        # outside[i] = rows before i that are not in the part: a window is clean when none is.
+        outside = np.concatenate([[0], np.cumsum(~inside, dtype=np.int64)])
+        starts = np.flatnonzero(outside[length:] == outside[: len(outside) - length])
+        seg.cache[key] = PartWindows(starts, len(np.unique(episode[starts])), int(inside.sum()))
+    return seg.cache[key]
+
+
+def draw_starts(counts: np.ndarray, batch_size: int, rng: np.random.Generator,
+                recency: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pick (stream index, index among that stream's ``counts`` valid starts) for each sequence;
+    at least one stream must have a valid start."""
+    total = int(counts.sum())
     picks = rng.integers(0, total, size=batch_size)
     if recency > 0.0:
         # Inverse CDF of p(i) ∝ i + 1 on [0, total).
         ramp = np.minimum((total * np.sqrt(rng.random(batch_size))).astype(np.int64), total - 1)
         picks = np.where(rng.random(batch_size) < recency, ramp, picks)
-    cum = np.cumsum(valid)
+    cum = np.cumsum(counts)
     stream = np.searchsorted(cum, picks, side="right")
-    return stream, picks - (cum[stream] - valid[stream])
+    return stream, picks - (cum[stream] - counts[stream])
 
 
 def gather(

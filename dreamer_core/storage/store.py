@@ -19,6 +19,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -26,10 +27,12 @@ from dreamer_core.spec import PolicySpec
 
 from . import reader
 from .errors import ReplayStoreError
+from .held_out import check_fraction
 from .layout import STORE_JSON, WriterLock
 from .metadata import StoreMeta, read_store_meta, write_store_meta
 from .records import AddResult, Transition
 from .recovery import Recovery
+from .sampler import SplitStats
 from .sessions import SessionInfo
 from .streams import StoreState
 from .writer import Writer
@@ -264,6 +267,8 @@ class ReplayStore:
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         recency: float = 0.0,
+        split: Literal["all", "train", "held_out"] = "all",
+        held_out_fraction: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Draw ``batch_size`` sequences of ``length`` contiguous steps, each from one session.
 
@@ -272,6 +277,10 @@ class ReplayStore:
         starts inside a sequence and always at t=0 (the learner resets its state there).
         ``recency`` in [0, 1] is the share of sequences drawn with a bias to new data
         (see ``dreamer_core.storage.sampler``). Same seed and same data give the same batch.
+
+        ``split``: ``"all"`` draws from every row; ``"train"`` only from rows of episodes that
+        are not held out, ``"held_out"`` only from held-out episodes, by the rule of
+        ``dreamer_core.storage.held_out`` with ``held_out_fraction`` (required for them).
         """
         if batch_size < 1 or length < 1:
             raise ValueError(f"batch_size and length must be >= 1, got {batch_size} and {length}")
@@ -279,8 +288,27 @@ class ReplayStore:
             raise ValueError(f"recency must be in [0, 1], got {recency}")
         if seed is not None and rng is not None:
             raise ValueError("pass either seed or rng, not both")
+        fraction = self._split_fraction(split, held_out_fraction)
         rng = rng if rng is not None else np.random.default_rng(seed)
-        return reader.sample(self._state, batch_size, length, rng, recency)
+        return reader.sample(self._state, batch_size, length, rng, recency, split, fraction)
+
+    @staticmethod
+    def _split_fraction(split: str, held_out_fraction: float | None) -> float:
+        if split not in ("all", "train", "held_out"):
+            raise ValueError(f"split must be 'all', 'train' or 'held_out', got {split!r}")
+        if split == "all":
+            return 0.0
+        if held_out_fraction is None:
+            raise ValueError(f"split={split!r} needs held_out_fraction (the learner's trust.held_out_fraction)")
+        return check_fraction(held_out_fraction)
+
+    @_locked
+    def split_stats(self, length: int, held_out_fraction: float) -> dict[str, SplitStats]:
+        """For ``"train"`` and ``"held_out"``: how many ``length``-step windows ``sample`` can draw
+        from that part, how many episodes they start in and how many rows the part holds."""
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length}")
+        return reader.split_stats(self._state, length, check_fraction(held_out_fraction))
 
     def iter_steps(
         self, robot_id: str | None = None, session_id: str | None = None

@@ -57,7 +57,7 @@ def test_yaml_path_and_overrides_apply(tmp_path):
 
 def test_loss_scales_default_to_the_recipe_and_every_term_needs_one():
     assert load_agent_config("s").loss_scales == {"decoder": 1.0, "reward": 1.0, "continue": 1.0, "kl_dyn": 0.5,
-                                                  "kl_rep": 0.1, "actor": 1.0, "critic": 1.0}
+                                                  "kl_rep": 0.1, "ensemble": 1.0, "actor": 1.0, "critic": 1.0}
     changed = load_agent_config("xs", {"loss_scales": {"kl_rep": 0.2}})
     assert (changed.loss_scales["kl_rep"], changed.loss_scales["kl_dyn"]) == (0.2, 0.5)  # the rest keep defaults
     with pytest.raises(ValueError, match=r"loss_scales: .*unknown loss terms \['kl'\]"):
@@ -74,7 +74,7 @@ def test_world_model_loss_is_the_scaled_sum_of_its_terms():
         agent = tiny_agent(loss_scales=scales)
         loss, metrics, _ = agent.world_model_loss(agent.to_tensors(random_batch()))
         expected = sum(agent.config.loss_scales[name] * metrics[f"loss/{name}"]
-                       for name in ("decoder", "reward", "continue", "kl_dyn", "kl_rep"))
+                       for name in ("decoder", "reward", "continue", "kl_dyn", "kl_rep", "ensemble"))
         assert loss.item() == pytest.approx(float(expected), rel=1e-5)
 
 

@@ -37,7 +37,7 @@ def key():
 @pytest.fixture(scope="module")
 def bundle(key):
     return build_bundle(helpers.exported("xs"), helpers.a1_spec(), 7, 12_345, "xs", key,
-                        evaluation={"open_loop_reward_error_k15": 0.5, "reward_error_by_k": [0.1, 0.2, 0.5]})
+                        evaluation={"reward_skill": 0.5, "skill_reward": [0.1, 0.2, 0.5]})
 
 
 def test_manifest_describes_the_onnx_and_the_spec(bundle):
@@ -56,7 +56,7 @@ def test_manifest_describes_the_onnx_and_the_spec(bundle):
     }
     assert manifest.opset == 17
     assert (manifest.inputs, manifest.outputs) == (INPUT_NAMES, OUTPUT_NAMES)
-    assert manifest.evaluation == {"open_loop_reward_error_k15": 0.5, "reward_error_by_k": [0.1, 0.2, 0.5]}
+    assert manifest.evaluation == {"reward_skill": 0.5, "skill_reward": [0.1, 0.2, 0.5]}
     assert bundle.version == 7 and bundle.signed
 
 

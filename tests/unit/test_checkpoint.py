@@ -101,5 +101,5 @@ def test_bad_checkpoints_are_refused_clearly(tmp_path):
         Agent.load_checkpoint(junk)
     old = tmp_path / "old.pt"
     torch.save({"format": 1}, old)
-    with pytest.raises(ValueError, match="format 1; this version reads format 2"):
+    with pytest.raises(ValueError, match="format 1; this version reads format 3"):
         Agent.load_checkpoint(old)

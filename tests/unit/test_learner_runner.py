@@ -17,9 +17,10 @@ from dreamer_core.storage import ReplayStore, Transition
 @pytest.fixture(scope="module")
 def robot():
     config = load_robot_config("a1_sim")
-    # Lenient gate: these tests are about the loop; the gate itself is tested in test_promotion.py.
-    return config.model_copy(update={"trust": config.trust.model_copy(update={"max_reward_error": 1e6,
-                                                                               "max_continue_error": 1.0})})
+    # Lenient gate: these tests are about the loop; the gate itself is tested in test_trust_rules.py and
+    # test_model_trust.py. Half the episodes are held out so that every store here has some.
+    lenient = {"min_skill": -1e6, "max_disagreement_ratio": 1e6, "held_out_fraction": 0.5, "min_held_out_episodes": 1}
+    return config.model_copy(update={"trust": config.trust.model_copy(update=lenient)})
 
 
 def fill_replay(directory, robot, steps: int, session: str = "s1") -> None:
@@ -30,7 +31,7 @@ def fill_replay(directory, robot, steps: int, session: str = "s1") -> None:
                 robot_id=robot.robot_id, session_id=session, seq=seq,
                 obs=rng.normal(size=robot.obs_dim).astype(np.float32),
                 action=rng.uniform(-1, 1, robot.act_dim).astype(np.float32),
-                reward=float(rng.normal()), is_first=seq % 200 == 0, is_last=seq % 200 == 199,
+                reward=float(rng.normal()), is_first=seq % 50 == 0, is_last=seq % 50 == 49,
                 is_terminal=False,
             ))
 
@@ -79,15 +80,15 @@ def test_resume_keeps_versions_monotonic(tmp_path, robot):
 
 
 def test_refused_candidate_is_logged_not_published(tmp_path, robot):
-    strict = robot.model_copy(update={"trust": robot.trust.model_copy(update={"max_reward_error": 1e-6})})
+    strict = robot.model_copy(update={"trust": robot.trust.model_copy(update={"min_skill": 0.999})})
     fill_replay(tmp_path / "replay", strict, 900)
     logs = []
     runner = LearnerRunner(strict, settings(tmp_path, private_key=None), log=logs.append)
     assert runner.iterate() == []
     decisions = json.loads((tmp_path / "learner" / "learner_state.json").read_text())["promotions"]
-    assert decisions[-1]["promoted"] is False and "reward error" in decisions[-1]["reasons"][0]
+    assert decisions[-1]["promoted"] is False and "reward skill" in decisions[-1]["reasons"][0]
     assert runner.state.policy_version == 0 and not runner.state.promotions[-1].promoted
-    assert any("NOT promoted" in line for line in logs) and any("UNSIGNED" in line for line in logs)
+    assert any("held back" in line for line in logs) and any("UNSIGNED" in line for line in logs)
     runner.close()
 
 
@@ -101,8 +102,9 @@ def test_over_optimism_is_reported_once_a_version_has_real_data(tmp_path, robot)
     with ReplayStore(tmp_path / "replay2", obs_dim=robot.obs_dim, act_dim=robot.act_dim) as store:
         for seq in range(900):
             store.add(Transition(robot_id="a1", session_id="s2", seq=seq, obs=rng.normal(size=robot.obs_dim)
-                                 .astype(np.float32), action=np.zeros(robot.act_dim, np.float32), reward=0.5,
-                                 is_first=seq == 0, is_last=False, is_terminal=False, policy_version=1))
+                                 .astype(np.float32), action=np.zeros(robot.act_dim, np.float32),
+                                 reward=0.0 if seq % 50 == 0 else 0.5, is_first=seq % 50 == 0,
+                                 is_last=seq % 50 == 49, is_terminal=False, policy_version=1))
     runner.store.close()
     runner.store = ReplayStore(tmp_path / "replay2", readonly=True)
     runner.state.last_export_update = -100  # a candidate is due at the next iteration
@@ -120,7 +122,7 @@ def test_learner_state_lives_in_the_checkpoint_and_its_records_are_bounded(tmp_p
     runner = LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None)
     for version in range(1, KEPT_RECORDS + 21):
         runner.state.record(PromotionRecord(version=version, update=version, time=0.0, promoted=True,
-                                            reasons=[], metrics={}))
+                                            reasons=[], summary="", metrics={}, thresholds={}))
         runner.state.predict(version, 0.1 * version)
     runner.state.policy_version = KEPT_RECORDS + 20
     runner.checkpoint()

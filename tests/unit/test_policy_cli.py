@@ -92,11 +92,11 @@ def test_verify_against_a_robot_config_by_name(keys, tmp_path, capsys):
 
 def test_inspect_prints_the_manifest_summary(tmp_path, capsys):
     bundle = build_bundle(helpers.exported("xs"), helpers.a1_spec(), 5, 2000, "xs", None,
-                          evaluation={"return_H": 3.5, "reward_error_by_k": [0.1, 0.4]})
+                          evaluation={"reward_skill": 0.35, "skill_reward": [0.1, 0.4]})
     unsigned_file = save_bundle_file(bundle, tmp_path / "policy.bundle")
     assert main(["inspect", str(unsigned_file)]) == 0
     out = capsys.readouterr().out
-    assert "evaluation.return_H: 3.5" in out and "evaluation.reward_error_by_k: [0.1, 0.4]" in out
+    assert "evaluation.reward_skill: 0.35" in out and "evaluation.skill_reward: [0.1, 0.4]" in out
     assert "policy version: 5" in out and "training step:  2000" in out
     assert "FR_hip_joint, FR_upper_joint" in out and "NONE (development bundle)" in out
     assert main(["inspect", str(unsigned_file), "--json"]) == 0

@@ -63,9 +63,10 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     layout = RunLayout(root)
     config = load_robot_config("a1_sim")
+    # Not the gate's defaults: this test is about what the report shows of decisions both ways.
     lenient = config.model_copy(update={"trust": config.trust.model_copy(
-        update={"max_reward_error": 1e6, "max_continue_error": 1.0})})
-    strict = config.model_copy(update={"trust": config.trust.model_copy(update={"max_reward_error": 1e-9})})
+        update={"min_skill": -1e9, "max_disagreement_ratio": 1e9, "min_held_out_episodes": 1})})
+    strict = config.model_copy(update={"trust": lenient.trust.model_copy(update={"min_skill": 0.999})})
     rng = np.random.default_rng(0)
     now = time.time()
     with ReplayStore(layout.replay, obs_dim=config.obs_dim, act_dim=config.act_dim,
@@ -106,6 +107,11 @@ def test_run_data_reads_every_source(run_dir):
     assert {e.policy_version for e in data.episodes} == {0, 1, 2}
     assert [(d.version, d.promoted) for d in data.decisions] == [(1, True), (2, True), (3, False)]
     assert sorted(data.manifests) == [1, 2] and sorted(data.imagined_reward_per_step()) == [1, 2]
+    k = load_robot_config("a1_sim").trust.open_loop_steps
+    for d in data.decisions:  # what the gate measured, against which thresholds, and the skill curves
+        assert d.thresholds["min_skill"] in (-1e9, 0.999) and "reward_skill" in d.metrics
+        assert len(d.curves["skill_reward"]) == len(d.curves["skill_continue_train"]) == k
+    assert data.decisions[-1].reasons[0].startswith("reward skill") and data.decisions[-1].summary
     assert any(tag.startswith("train/loss/") for tag in data.scalars)
     assert [s for _, s in data.control] and data.events[0].event == "rolled_back"
 
@@ -128,7 +134,9 @@ def test_report_has_a_figure_for_every_section(run_dir, tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert "No data" not in page, re.findall(r"No data: [^<]*", page)
     assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == len(SECTIONS)
-    assert "v3" in page and "held back" in page and "open-loop reward error" in page  # the decisions table
+    # The decisions table: the held-back candidate's reason, and each value beside its threshold.
+    assert "v3" in page and "held back" in page and re.search(r"reward skill -?[\d.]+ &lt; 0.999 at k=\d+", page)
+    assert "reward skill" in page and "(≥ 0.999)" in page and "(≥ -1e+09)" in page and "disagreement" in page
     assert "rolled_back" in page and "canary: return 3.1 below 4.0" in page
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import REPO_ROOT, reserve_domain_id
+from ros_domains import reserve_domain_id
+
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def test_a_held_domain_is_never_handed_out_again_until_released():
@@ -13,8 +16,8 @@ def test_a_held_domain_is_never_handed_out_again_until_released():
     domains = [domain for domain, _ in held]
     assert len(set(domains)) == 5 and all(1 <= d <= 200 for d in domains)
     # Another process (another test run) skips every domain this one holds.
-    probe = "from conftest import reserve_domain_id; print(reserve_domain_id()[0])"
-    other = {int(subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT / "tests", capture_output=True,
+    probe = "from ros_domains import reserve_domain_id; print(reserve_domain_id()[0])"
+    other = {int(subprocess.run([sys.executable, "-c", probe], cwd=TESTS, capture_output=True,
                                 text=True, check=True).stdout) for _ in range(3)}
     assert not other & set(domains)
     for _, lock in held:

@@ -116,21 +116,20 @@ def test_fresh_heads_predict_zero_reward_and_value():
 
 def test_open_loop_errors_shrink_as_the_model_learns_a_constant_reward():
     """Open-loop reward error is measured per k, skips episode starts, and falls with training."""
-    from dreamer_core.algorithms.promotion import horizon_sensitivity, open_loop_errors
+    from dreamer_core.algorithms.trust.skill import open_loop_errors
 
     agent = tiny_agent(model_lr=1e-2)
     batch = random_batch()
     batch["reward"][:] = 2.0
     before = open_loop_errors(agent, batch, k_max=3)
     assert before["k"] == [1, 2, 3]
-    # 4 sequences × 5 anchors, minus windows that cross the episode start at t=4.
-    assert before["count"] == [16, 12, 8]
-    assert before["reward_mae"][0] == pytest.approx(2.0)  # zero-initialised reward head
+    # 4 sequences × anchors t = 0..4, minus the anchors at an episode start (t = 0, 4) and the windows
+    # that cross the one at t = 4.
+    assert before["count"] == [8, 4, 0]
+    assert before["reward_model"][0] == pytest.approx(2.0)  # zero-initialised reward head
     for _ in range(40):
         agent.train_step(batch)
     after = open_loop_errors(agent, batch, k_max=3)
-    assert max(after["reward_mae"]) < 0.25 * min(before["reward_mae"])
-    sens = horizon_sensitivity(agent, batch)
-    assert sens["horizon"] == 5 and all(np.isfinite(v) for v in sens.values())
+    assert max(after["reward_model"][:2]) < 0.25 * min(before["reward_model"][:2])
     with pytest.raises(ValueError, match="k_max"):
         open_loop_errors(agent, batch, k_max=8)

@@ -2,16 +2,21 @@
 
 The training loop is `dreamer_core.runners.learner.LearnerRunner`; this node
 maps ROS parameters to its settings, runs it in a worker thread and publishes
-what it promotes on the (reliable, transient-local) policy bundle topic.
+what it promotes on the (reliable, transient-local) policy bundle topic. It
+records the robot's verdicts about versions (dreamer_msgs/PolicyEvent) through
+the same thread, so only that thread touches the runner.
 """
 
 from __future__ import annotations
 
+import json
+import queue
 import threading
 import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
+from dreamer_msgs.msg import PolicyEvent
 from rclpy.node import Node
 
 from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
@@ -58,12 +63,15 @@ class LearnerNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, self.config.topics.diagnostics, 10)
         latest = self.runner.latest_bundle()
         if latest is not None:
-            # Transient-local keeps the newest bundle available to robots that (re)start later.
+            # Transient-local keeps the newest bundle available to robots that (re)start later; never
+            # one the robot rejected.
             self._bundle_pub.publish(bundle_to_msg(latest))
             self.get_logger().info(f"re-published policy v{latest.version} from {self.runner.run_dir}")
+        self._events: queue.Queue = queue.Queue()
+        self.create_subscription(PolicyEvent, self.config.topics.policy_events, self._events.put, qos.POLICY_EVENT)
         self._stopping = threading.Event()
         self._error = ""
-        self._status: dict[str, object] = {"state": "starting"}
+        self._status: dict[str, object] = {"state": "starting", **self.runner.decision_status()}
         self._next_progress_log = 1
         self._thread = threading.Thread(target=self._train_loop, daemon=True, name="learner")
         self._thread.start()
@@ -74,10 +82,24 @@ class LearnerNode(Node):
         self.runner.settings = LearnerSettings.model_validate({**dict(self.runner.settings), **changes})
         self.get_logger().info(f"settings changed: {changes}")
 
+    def _record_events(self) -> None:
+        while True:
+            try:
+                msg = self._events.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                values = json.loads(msg.values_json) if msg.values_json else {}
+            except json.JSONDecodeError:
+                values = {}
+            self.runner.record_policy_event(msg.robot_id, int(msg.version), msg.event, msg.reason,
+                                            values if isinstance(values, dict) else {})
+
     def _train_loop(self) -> None:
         waiting_logged = False
         while not self._stopping.is_set():
             try:
+                self._record_events()
                 bundles = self.runner.iterate()
                 self._error = ""
             except Exception as exc:
@@ -102,6 +124,7 @@ class LearnerNode(Node):
                 "state": "training" if ready else "waiting for data",
                 "updates": updates, "policy_version": self.runner.state.policy_version,
                 "replay_steps": self.runner.replay_steps, "updates_owed": owed,
+                **self.runner.decision_status(),
             }
             if not ready:
                 if not waiting_logged:

@@ -1,0 +1,67 @@
+"""The promotion gate on the 2-D point mass, with the robot config's default trust thresholds (the
+same for every candidate and every robot; no tuning here): a healthy agent passes; a model trained
+on too little data, one with flipped dynamics and one with a reward bonus planted where no real
+state can be are held back. Each refused candidate really does worse than the healthy one on real
+episodes. (Measured, docs/model_trust.md: the planted bonus is caught by its reward skill, because
+the bonus also fires on real states at the wall; not by the ensemble's disagreement along its
+imagination, whose ratio stays at 1.04 since its actor hardly goes there.)
+
+Candidates and held-out data: tests/unit/point_mass_candidates.py (the healthy run is the shared
+``point_mass_run`` fixture of the learning test). Measured numbers: docs/model_trust.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from point_mass_candidates import real_return
+
+from dreamer_core.algorithms.trust import decide, measure
+from dreamer_core.robots.config import TrustConfig, load_robot_config
+from dreamer_core.runners.learner import check_length
+
+pytestmark = pytest.mark.slow
+
+# Held back, and by which check (the reason's start).
+REFUSED = {
+    "little_data": "reward skill",
+    "flipped_dynamics": "",  # by skill or by disagreement, whichever trips first
+    "planted_bonus": "reward skill",  # the disagreement ratio does not catch it (1.04 < 1.25)
+}
+
+
+@pytest.fixture(scope="module")
+def judged(point_mass_run):
+    trust = TrustConfig()
+    assert load_robot_config("a1_sim").trust == trust  # the shipped robot config uses the defaults too
+    agent = point_mass_run.healthy
+    rng = np.random.default_rng(0)
+    length = check_length(trust, agent.config)
+    held_out = point_mass_run.held_out.sample(trust.check_sequences, length, rng)
+    train = point_mass_run.replay.sample(trust.check_sequences, length, rng)
+    out = {}
+    for name in ("healthy", *REFUSED):
+        candidate = point_mass_run.candidate(name)
+        measured = measure(candidate, held_out, train, trust, point_mass_run.held_out_episodes, candidate.horizon)
+        out[name] = (decide(measured, trust, candidate.config.horizon), real_return(candidate))
+    return out
+
+
+def test_the_healthy_agent_is_promoted_with_its_curves(judged):
+    report, _ = judged["healthy"]
+    assert report.passed, report.summary
+    evaluation = report.evaluation()  # what the bundle's manifest carries for the robot
+    k = TrustConfig().open_loop_steps
+    assert isinstance(evaluation["imagined_reward_per_step"], float)
+    for key in ("skill_reward", "skill_continue", "skill_reward_train"):
+        assert len(evaluation[key]) == k and all(isinstance(v, float) for v in evaluation[key])
+    assert report.metrics["reward_skill"] == evaluation["skill_reward"][int(report.metrics["horizon"]) - 1]
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_a_bad_candidate_is_held_back_and_really_does_worse(judged, name):
+    report, real = judged[name]
+    assert not report.passed
+    assert any(reason.startswith(REFUSED[name]) for reason in report.reasons), report.summary
+    healthy_real = judged["healthy"][1]
+    assert real < healthy_real, f"{name}: real return {real:.1f}, healthy {healthy_real:.1f}"
