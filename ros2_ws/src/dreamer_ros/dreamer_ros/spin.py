@@ -18,6 +18,7 @@ import time
 import traceback
 
 import rclpy
+from rclpy._rclpy_pybind11 import InvalidHandle
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
@@ -46,7 +47,8 @@ def run_node(factory, args=None) -> None:
     node = None
     executor = SingleThreadedExecutor()
     crash: list[str] = []
-    spinner = threading.Thread(target=_spin, args=(executor, crash), daemon=True, name="executor")
+    stopping = threading.Event()
+    spinner = threading.Thread(target=_spin, args=(executor, crash, stopping), daemon=True, name="executor")
     try:
         node = factory()
         executor.add_node(node)
@@ -66,6 +68,7 @@ def run_node(factory, args=None) -> None:
         _exit(1)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _already_stopping)
+    stopping.set()
     executor.shutdown(timeout_sec=CALLBACK_DRAIN_S)
     if spinner.is_alive():
         spinner.join(timeout=CALLBACK_DRAIN_S)
@@ -96,12 +99,14 @@ def _exit(status: int) -> None:
     os._exit(status)
 
 
-def _spin(executor, crash: list[str]) -> None:
+def _spin(executor, crash: list[str], stopping: threading.Event) -> None:
     try:
         executor.spin()
     except ExternalShutdownException:
         pass
     except Exception as exc:  # a callback raised: the node cannot go on; main() exits non-zero
+        if isinstance(exc, InvalidHandle) and stopping.is_set():
+            return  # rclpy destroyed the executor's guard condition on shutdown while spin_once still used it
         crash.append(f"{type(exc).__name__}: {exc}")
         sys.stderr.write(traceback.format_exc())
 
