@@ -23,6 +23,11 @@ CONFIG_DIR = Path(get_package_share_directory("dreamer_ros")) / "config"
 # robot's 3-period default most episodes would end as stale_sensor faults, which a canary does not
 # count, and no version would ever be judged. A stopped sensor still trips the watchdog within 0.3 s.
 SLOW_SIM_STALE_PERIODS = 15
+# Waits are upper bounds, not timing targets: each ends as soon as its condition holds. On a CI
+# machine loaded several times over, starting a node (rclpy, onnxruntime and torch imports, DDS
+# discovery) can take minutes: a control-node restart needed more than 60 s at load average 21.
+# No wait gives up sooner than this.
+MIN_WAIT_S = 180.0
 
 
 class NodeProcesses:
@@ -42,6 +47,11 @@ class NodeProcesses:
 
     def log(self, name: str) -> str:
         return (self.run_dir / "logs" / f"{name}.log").read_text(errors="replace")
+
+    def log_tails(self, lines: int = 40) -> str:
+        """The end of every node's log, for a failing test's output."""
+        return "\n".join(f"--- {name}.log (last {lines} lines)\n" + "\n".join(self.log(name).splitlines()[-lines:])
+                         for name in self.procs)
 
     def start(self, name: str) -> None:
         log = open(self.run_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -119,6 +129,7 @@ class Monitor(DiagnosticsWatcher):
             return self.latest.get(node, {}).get(key, default)
 
     def wait_for(self, predicate, timeout: float, what: str) -> None:
+        timeout = max(timeout, MIN_WAIT_S)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ament_index_python.packages import get_package_share_directory
+from stack_harness import MIN_WAIT_S
 
 from dreamer_core.robots.config import load_robot_config
 from dreamer_core.storage import ReplayStore
@@ -32,7 +33,7 @@ CONFIG_DIR = Path(get_package_share_directory("dreamer_ros")) / "config"
 
 
 def wait_for(predicate, timeout: float, what: str, watcher: DiagnosticsWatcher) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + max(timeout, MIN_WAIT_S)
     while time.monotonic() < deadline:
         with watcher.lock:
             if predicate(watcher.latest.get("replay_node", {})):
