@@ -1,6 +1,6 @@
 """Real return against robot-minutes on the simulated A1, the simulator paced to the learner.
 
-Starts `dreamer-stack sim` with `sim_robot` in paced mode (each episode starts only once the learner
+Starts the sim stack (`dreamer-stack sim`) with `sim_robot` in paced mode (each episode starts only once the learner
 has made the updates its train ratio allows for the data so far: docs/nodes.md#sim_robot), runs
 until the replay store holds the robot-time budget, stops the stack and prints
   - the real return of the complete episodes per robot-minute (recorded steps / control rate),
@@ -35,6 +35,7 @@ import yaml
 from tqdm import tqdm
 
 from dreamer_core.config import load_agent_config
+from dreamer_core.deploy import generate_keypair
 from dreamer_core.report.robot_time import return_by_robot_minute, robot_minutes_at_end
 from dreamer_core.report.run_data import load_run
 from dreamer_core.robots.config import load_robot_config, resolve_config_path
@@ -80,9 +81,10 @@ def run_stack(args, run_dir: Path, preset: Path, robot: Path, params: Path, budg
     """Run the paced sim stack until the store holds ``budget_steps``; the wall seconds it took."""
     keys = args.keys_dir
     if not (keys / "policy_signing.key").is_file():
-        subprocess.run(["dreamer-policy", "keygen", "--out", str(keys)], check=True)
-    cmd = ["dreamer-stack", "sim", "--run-dir", str(run_dir), "--robot", str(robot), "--preset", str(preset),
-           "--params-file", str(params), "--keys-dir", str(keys), "--minutes", str(args.wall_limit_minutes)]
+        generate_keypair(keys)
+    cmd = [sys.executable, "-m", "dreamer_ros.stack_launcher", "sim", "--run-dir", str(run_dir), "--robot", str(robot),
+           "--preset", str(preset), "--params-file", str(params), "--keys-dir", str(keys),
+           "--minutes", str(args.wall_limit_minutes)]
     start = time.monotonic()
     with open(run_dir.parent / f"{run_dir.name}-stack.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

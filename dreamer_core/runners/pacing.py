@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The learner's diagnostics message while it trains (learner_node); anything else means it waits for data.
+# learner_node's diagnostics messages: before its first iteration, while it trains (else it waits for data).
+STARTING = "starting"
 TRAINING = "training"
 
 
@@ -31,8 +32,11 @@ class LearnerProgress:
     received: float
 
     @classmethod
-    def from_diagnostics(cls, message: str, values: dict[str, str], received: float) -> LearnerProgress:
-        """From learner_node's diagnostic status (message = its state); ValueError if it lacks ``updates_owed``."""
+    def from_diagnostics(cls, message: str, values: dict[str, str], received: float) -> LearnerProgress | None:
+        """From learner_node's diagnostic status (message = its state); None while the learner is still
+        starting (no progress yet: the robot keeps waiting); ValueError if it lacks ``updates_owed``."""
+        if message == STARTING:
+            return None
         if "updates_owed" not in values:
             raise ValueError("learner diagnostics without updates_owed")
         return cls(training=message == TRAINING, updates_owed=int(values["updates_owed"]), received=received)

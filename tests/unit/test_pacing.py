@@ -50,6 +50,7 @@ def test_progress_from_learner_diagnostics():
     p = LearnerProgress.from_diagnostics("training", {"updates": "7", "updates_owed": "12"}, received=3.0)
     assert p == progress(12, 3.0)
     assert not LearnerProgress.from_diagnostics("waiting for data", {"updates_owed": "0"}, 1.0).training
+    assert LearnerProgress.from_diagnostics("starting", {"policy_version": "0"}, 1.0) is None  # no progress yet
     with pytest.raises(ValueError, match="updates_owed"):
         LearnerProgress.from_diagnostics("training", {"updates": "7"}, 1.0)
     with pytest.raises(ValueError):

@@ -44,6 +44,8 @@ from dreamer_ros.spin import run_node
 ACK_WAIT_S = 2.0
 # After a reset the service refused (a paced simulator waiting for the learner), ask again this much later.
 RESET_RETRY_S = 0.2
+# A reset call unanswered this long (the simulator died mid-call) is given up: the robot is not held back by it.
+RESET_TIMEOUT_S = 5.0
 # How often the policy manager's state is written and its decisions published (a rollback is seen within this).
 POLICY_EVENT_PERIOD_S = 0.1
 # The node's parameters (docs/nodes.md#control_node). Live ones take effect from the next tick
@@ -86,7 +88,7 @@ class ControlNode(LifecycleNode):
         self._running = threading.Event()
         self._activated_at = 0.0
         self._sensors = LatestMessages()
-        self._reset_pending = False
+        self._reset_call = None  # (future, monotonic time sent) of the reset call in flight
         self._reset_retry_at = 0.0  # monotonic time before which a refused reset is not asked again
         self._last_fault: str | None = None
         self._configure_error = ""
@@ -249,18 +251,29 @@ class ControlNode(LifecycleNode):
     def _request_reset(self) -> None:
         """Ask for a reset; the next episode starts once the service confirms it. A paced simulator
         answers "not yet" while the learner catches up: then ask again (one call at a time)."""
-        if self._reset_client is None or self._reset_pending or time.monotonic() < self._reset_retry_at:
+        now = time.monotonic()
+        if self._reset_client is None or now < self._reset_retry_at:
+            return
+        if self._reset_call is not None:
+            if now - self._reset_call[1] < RESET_TIMEOUT_S:
+                return
+            self.get_logger().warning(f"no answer from the reset service in {RESET_TIMEOUT_S:.0f} s; going on")
+            self._reset_call = None
+            self.controller.episodes_allowed = True
             return
         if not self._reset_client.service_is_ready():
             self.get_logger().warning("episode ended but the reset service is not available",
                                       throttle_duration_sec=5.0)
             self.controller.episodes_allowed = True
             return
-        self._reset_pending = True
         self.controller.episodes_allowed = False
-        self._reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
+        future = self._reset_client.call_async(Trigger.Request())
+        self._reset_call = (future, now)
+        future.add_done_callback(self._on_reset_done)
 
     def _on_reset_done(self, future) -> None:
+        if self._reset_call is None or future is not self._reset_call[0]:
+            return  # an answer to a call already given up
         try:
             response = future.result()
             done, why = response.success, response.message
@@ -271,7 +284,7 @@ class ControlNode(LifecycleNode):
             self.get_logger().info(f"next episode waits: {why}", throttle_duration_sec=10.0)
             self._reset_retry_at = time.monotonic() + RESET_RETRY_S
         self.controller.episodes_allowed = done
-        self._reset_pending = False
+        self._reset_call = None
 
     def _load_bundle(self, bundle, min_version: int) -> PolicyRuntime:
         return PolicyRuntime.load(

@@ -126,7 +126,8 @@ class SimRobot(Node):
             except ValueError as exc:
                 self.get_logger().warning(f"paced: unreadable learner diagnostics: {exc}", throttle_duration_sec=5.0)
                 continue
-            self.pacing.report(progress)
+            if progress is not None:
+                self.pacing.report(progress)
 
     def _on_pause(self, request, response):
         if request.data:
