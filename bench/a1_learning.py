@@ -16,13 +16,14 @@ so the budget and train ratio decide the wall time: updates ≈ train_ratio · s
 Defaults: 5 robot-minutes (15,000 steps at 50 Hz) at train ratio 64 = 937 `xs` updates.
 
 Usage: python bench/a1_learning.py [--robot-minutes 5] [--train-ratio 64] [--preset xs]
-       [--run-dir DIR] [--keys-dir runs/keys] [--wall-limit-minutes 90]
+       [--run-dir DIR] [--keys-dir runs/keys] [--ros-domain-id 215] [--wall-limit-minutes 90]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -85,9 +86,11 @@ def run_stack(args, run_dir: Path, preset: Path, robot: Path, params: Path, budg
     cmd = [sys.executable, "-m", "dreamer_ros.stack_launcher", "sim", "--run-dir", str(run_dir), "--robot", str(robot),
            "--preset", str(preset), "--params-file", str(params), "--keys-dir", str(keys),
            "--minutes", str(args.wall_limit_minutes)]
+    # A domain of its own: another stack on this machine (a demo, a test) must not talk to this one.
+    env = {**os.environ, "ROS_DOMAIN_ID": str(args.ros_domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     start = time.monotonic()
     with open(run_dir.parent / f"{run_dir.name}-stack.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         with tqdm(total=budget_steps, desc="robot steps", unit="step", mininterval=POLL_S) as bar:
             while proc.poll() is None:
                 steps = stored_steps(run_dir / "replay")
@@ -132,6 +135,8 @@ def main() -> int:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="new run directory (default runs/a1_learning-<time>)")
     parser.add_argument("--keys-dir", type=Path, default=REPO / "runs" / "keys")
+    parser.add_argument("--ros-domain-id", type=int, default=215,
+                        help="ROS_DOMAIN_ID of the run (default 215: outside the tests' 1..200), discovery localhost")
     parser.add_argument("--wall-limit-minutes", type=float, default=90.0, help="stop the stack after this long")
     args = parser.parse_args()
 
