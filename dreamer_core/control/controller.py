@@ -39,7 +39,7 @@ class TickOutput:
 
     joint_targets: np.ndarray | None  # None only before the robot was ever plausibly measured
     transitions: list[Transition] = field(default_factory=list)
-    mode: str = "policy"  # policy | initial | hold
+    mode: str = "policy"  # policy | initial | hold | wait (between episodes, for a reset)
     fault: str | None = None
     episode_ended: bool = False
 
@@ -80,6 +80,9 @@ class Controller:
         self.current_fault: Fault | None = None  # the fault of the newest tick (read by diagnostics)
         self.seq = 0
         self.episodes = 0
+        # False while the robot is being reset between episodes (the node's reset service has not
+        # confirmed yet): no new episode starts, so none begins on the pose before the reset.
+        self.episodes_allowed = True
         self._stage = "sensors"
         self._episode_step = 0  # transitions emitted in the running episode (0: none running)
         self._episode_return = 0.0  # of the rows emitted in the running episode
@@ -141,6 +144,9 @@ class Controller:
             self._last_targets = self.safety.hold_targets(signals)
             return TickOutput(self._last_targets, ended, mode="hold", episode_ended=True)
         if self._episode_step == 0:
+            if not self.episodes_allowed:
+                self._last_targets = self.safety.hold_targets(signals)
+                return TickOutput(self._last_targets, mode="wait")
             self._start_episode(signals)
         return self._act(signals)
 

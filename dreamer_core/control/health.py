@@ -45,6 +45,7 @@ def control_health(controller, loop, *, active: bool, tick_age: float | None, st
         "last_swap_monotonic": c.last_swap_at if c.last_swap_at is not None else "",
         "watchdog": fault.name if fault else "ok", "fault_detail": fault.detail if fault else "",
         "estop_latched": c.safety.estop_reason is not None,
+        "waiting_for_reset": not c.episodes_allowed,
         "transitions_published": c.seq, "session_id": c.session_id, "episodes": c.episodes,
         "explore": c.explore, "last_rejection": policies["last_rejection"],
         "bundles_refused": policies["bundles_refused"], "version_state_error": policies["state_error"],

@@ -23,6 +23,11 @@ SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]]
      "by the policy version that ran it; the black line is the running mean. Vertical lines mark the learner's "
      "decisions and the robot's rollbacks when they happened. Improvement shows as the dots of newer versions "
      "sitting higher.", plots.return_over_time),
+    ("robot-minutes", "Real return per robot-minute",
+     "The same episodes against robot time: the recorded steps divided by the control rate, so waits between "
+     "episodes (resets, a paced simulator waiting for the learner) take no room. The black steps are the mean "
+     "return of the episodes that ended in each robot-minute: a robot that improves climbs from left to right.",
+     plots.return_per_robot_minute),
     ("by-version", "Mean real return per version",
      "Bars are the mean return of each version's episodes, whiskers a bootstrap interval of that mean. "
      "Overlapping whiskers: the data cannot tell the versions apart yet.", plots.return_by_version),

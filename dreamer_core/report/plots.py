@@ -16,6 +16,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from dreamer_core.report.robot_time import return_by_robot_minute, robot_minutes_at_end
 from dreamer_core.report.run_data import RunData
 from dreamer_core.storage.episodes import Episode
 
@@ -101,6 +102,28 @@ def return_over_time(data: RunData) -> Figure | NoData:
                         fontsize=8, color=colour)
     _label(ax, "Real return per episode (lines: green promoted, grey dotted held back, red dashed rolled back)",
            "real steps recorded (robot experience)", "episode return (real)", legend_outside=True)
+    return figure
+
+
+def return_per_robot_minute(data: RunData) -> Figure | NoData:
+    """Real return of every complete episode against the robot-minutes recorded by its end (steps /
+    control rate), coloured by version, with the mean of each robot-minute."""
+    episodes = sorted(data.episodes, key=lambda e: e.end_stamp)
+    if not episodes:
+        return _missing(data, "replay", "no complete episode in the replay store yet")
+    if data.control_rate_hz is None:
+        return _missing(data, "robot config", "the run's control rate is unknown")
+    figure, (ax,) = _figure(4.0)
+    minutes = robot_minutes_at_end(episodes, data.control_rate_hz)
+    for version in sorted({e.policy_version for e in episodes}):
+        index = [i for i, e in enumerate(episodes) if e.policy_version == version]
+        ax.scatter(minutes[index], [episodes[i].ret for i in index], s=14, color=version_colour(version),
+                   label=version_label(version), zorder=3)
+    bins = [b for b in return_by_robot_minute(episodes, data.control_rate_hz) if b.returns]
+    ax.step([b.end_min for b in bins], [b.mean_return for b in bins], where="pre", color="black", linewidth=1.5,
+            label="mean per robot-minute", zorder=4)
+    _label(ax, "Real return against robot time", "robot-minutes (recorded steps / control rate)",
+           "episode return (real)", legend_outside=True)
     return figure
 
 

@@ -7,7 +7,8 @@ Sources (paths from :class:`RunLayout`): the replay store (episodes and sessions
 ``learner_state.json`` (every gate decision and the imagined reward per step of promoted
 versions), the bundles' manifests (what the learner measured about each promoted version), the
 learner's TensorBoard events (losses), and what dreamer-stack recorded itself: ``/diagnostics``
-snapshots (control timing histograms) and the robot's policy events.
+snapshots (control timing histograms), the robot's policy events and the parameters it gave the
+control node (the robot config, for the control rate that turns steps into robot-minutes).
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from dreamer_core.deploy.bundle import load_bundle_file
 from dreamer_core.deploy.manifest import Manifest, parse_manifest
 from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.report.tensorboard_scalars import Series, read_scalars
+from dreamer_core.robots.config import load_robot_config
 from dreamer_core.storage import ReplayStore, ReplayStoreError, SessionInfo
 from dreamer_core.storage.episodes import Episode, episodes
 
 # Errors a damaged or half-written source may raise; anything else is a bug and propagates.
-READ_ERRORS = (OSError, ValueError, KeyError, TypeError, ReplayStoreError)
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError, ReplayStoreError)  # a ConfigError is a ValueError
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class RunData:
     scalars: dict[str, Series] = field(default_factory=dict)  # learner TensorBoard
     control: list[tuple[float, dict[str, str]]] = field(default_factory=list)  # (time, control diagnostics)
     events: list[PolicyEvent] = field(default_factory=list)
+    control_rate_hz: float | None = None  # of the run's robot config (steps -> robot-minutes)
     notes: dict[str, str] = field(default_factory=dict)  # source -> why it is empty
 
     def imagined_reward_per_step(self) -> dict[int, float]:
@@ -83,7 +88,8 @@ def load_run(run_dir: str | Path) -> RunData:
     data = RunData(layout)
     for source, reader in (("replay", _read_replay), ("learner state", _read_learner_state),
                            ("bundles", _read_bundles), ("learner TensorBoard", _read_scalars),
-                           ("diagnostics", _read_diagnostics), ("policy events", _read_events)):
+                           ("diagnostics", _read_diagnostics), ("policy events", _read_events),
+                           ("robot config", _read_robot_config)):
         try:
             reader(data)
         except READ_ERRORS as exc:
@@ -171,3 +177,13 @@ def _read_events(data: RunData) -> None:
     data.events = [PolicyEvent(time=float(r["time"]), version=int(r["version"]), event=str(r["event"]),
                                reason=str(r.get("reason", "")))
                    for r in _json_lines(data.layout.policy_events_log)]
+
+
+def _read_robot_config(data: RunData) -> None:
+    """The control rate of the robot config dreamer-stack gave the control node (params/control_node.*.yaml)."""
+    for path in sorted(data.layout.params.glob("control_node.*.yaml")):
+        params = yaml.safe_load(path.read_text())["/**"]["ros__parameters"]
+        if "robot_config" in params:
+            data.control_rate_hz = load_robot_config(params["robot_config"]).control_rate_hz
+            return
+    data.notes["robot config"] = f"no control_node parameters with robot_config in {data.layout.params}"

@@ -75,6 +75,22 @@ def test_time_limit_ends_episode_and_restarts(config):
     assert ts[5].is_first and ctrl.episodes == 2
 
 
+def test_no_episode_starts_while_episodes_are_not_allowed(config):
+    """Between episodes while the node waits for its reset service (a paced sim waiting for the learner)."""
+    env = A1MujocoEnv(config)
+    ctrl = make(config)
+    ctrl.max_steps = 5
+    first = drive(ctrl, env, 5)
+    assert first[-1].episode_ended and ctrl.episodes == 1
+    ctrl.episodes_allowed = False
+    waiting = drive(ctrl, env, 10)
+    assert all(o.mode == "wait" and not o.transitions and o.fault is None for o in waiting)
+    assert all(o.joint_targets is not None for o in waiting) and ctrl.faults.counts() == {}
+    ctrl.episodes_allowed = True
+    ts = [t for o in drive(ctrl, env, 2) for t in o.transitions]
+    assert ts[0].is_first and ts[0].seq == 5 and ctrl.episodes == 2
+
+
 def test_stale_sensor_holds_and_cuts_episode(config):
     env = A1MujocoEnv(config)
     ctrl = make(config)

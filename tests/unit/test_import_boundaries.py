@@ -73,6 +73,7 @@ def test_onboard_modules_import_without_torch():
         "dreamer_core.robots.action",
         "dreamer_core.robots.reward",
         "dreamer_core.config",
+        "dreamer_core.runners.pacing",  # the paced simulator's decision
     ]
     result = run_probe([*ROS_PACKAGES, "torch"], onboard)
     assert result.returncode == 0, result.stderr

@@ -17,6 +17,7 @@ from dreamer_core.control.timing import TickStats
 from dreamer_core.deploy import generate_keypair
 from dreamer_core.report.cli import main as report_main
 from dreamer_core.report.page import SECTIONS, write_report
+from dreamer_core.report.robot_time import return_by_robot_minute
 from dreamer_core.report.run_data import load_run
 from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.report.run_record import RunRecorder
@@ -88,6 +89,9 @@ def run_dir(tmp_path_factory):
     held = LearnerRunner(strict, settings, log=lambda _: None)  # resumes; this gate refuses
     assert held.iterate() == []
     held.close()
+    # What dreamer-stack gives the control node: the robot config the report takes the control rate from.
+    layout.params.mkdir()
+    (layout.params / "control_node.0.yaml").write_text("/**:\n  ros__parameters:\n    robot_config: a1_sim\n")
     recorder = RunRecorder(root)
     recorder.diagnostics({"control_node": control_diagnostics("s-1", 400, rng), "replay_node": {"steps": "1"}},
                          now=now)
@@ -114,6 +118,19 @@ def test_run_data_reads_every_source(run_dir):
     assert data.decisions[-1].reasons[0].startswith("reward skill") and data.decisions[-1].summary
     assert any(tag.startswith("train/loss/") for tag in data.scalars)
     assert [s for _, s in data.control] and data.events[0].event == "rolled_back"
+
+
+def test_returns_binned_by_robot_minute(run_dir):
+    data = load_run(run_dir)
+    assert data.control_rate_hz == 50.0  # a1_sim, from the control node's parameters
+    # 21 episodes of 50 steps at 50 Hz: one robot-second each, 21 s in all; bins of 6 s.
+    bins = return_by_robot_minute(data.episodes, data.control_rate_hz, bin_minutes=0.1)
+    assert len(bins) == 4 and [b.start_min for b in bins] == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert sum(len(b.returns) for b in bins) == 21
+    assert set(bins[0].versions) == {0} and 2 in bins[-1].versions
+    assert bins[-1].mean_return > bins[0].mean_return  # the later versions were given more reward
+    with pytest.raises(ValueError, match="bin_minutes"):
+        return_by_robot_minute(data.episodes, 50.0, bin_minutes=0)
 
 
 def test_launcher_tensorboard_has_real_returns_decisions_and_timing(run_dir):

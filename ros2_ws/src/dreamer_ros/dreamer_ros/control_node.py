@@ -42,6 +42,10 @@ from dreamer_ros.spin import run_node
 
 # Longest wait at stop for the replay node to acknowledge the last transitions (launch's SIGTERM comes at 5 s).
 ACK_WAIT_S = 2.0
+# After a reset the service refused (a paced simulator waiting for the learner), ask again this much later.
+RESET_RETRY_S = 0.2
+# A reset call unanswered this long (the simulator died mid-call) is given up: the robot is not held back by it.
+RESET_TIMEOUT_S = 5.0
 # How often the policy manager's state is written and its decisions published (a rollback is seen within this).
 POLICY_EVENT_PERIOD_S = 0.1
 # The node's parameters (docs/nodes.md#control_node). Live ones take effect from the next tick
@@ -84,7 +88,8 @@ class ControlNode(LifecycleNode):
         self._running = threading.Event()
         self._activated_at = 0.0
         self._sensors = LatestMessages()
-        self._reset_pending = False
+        self._reset_call = None  # (future, monotonic time sent) of the reset call in flight
+        self._reset_retry_at = 0.0  # monotonic time before which a refused reset is not asked again
         self._last_fault: str | None = None
         self._configure_error = ""
         if self._param("autostart"):
@@ -225,7 +230,7 @@ class ControlNode(LifecycleNode):
             text = f"holding: {fault.name}: {fault.detail}" if fault else "fault cleared; acting again"
             self.get_logger().warning(text, throttle_duration_sec=1.0)
             self._last_fault = out.fault
-        if out.episode_ended:
+        if out.episode_ended or not self.controller.episodes_allowed:
             self._request_reset()
 
     def _on_late(self, lateness: float, previous: float) -> None:
@@ -244,15 +249,42 @@ class ControlNode(LifecycleNode):
                                   clock=self.get_clock().now().nanoseconds * 1e-9, received=received)
 
     def _request_reset(self) -> None:
-        if self._reset_client is None or self._reset_pending:
+        """Ask for a reset; the next episode starts once the service confirms it. A paced simulator
+        answers "not yet" while the learner catches up: then ask again (one call at a time)."""
+        now = time.monotonic()
+        if self._reset_client is None or now < self._reset_retry_at:
+            return
+        if self._reset_call is not None:
+            if now - self._reset_call[1] < RESET_TIMEOUT_S:
+                return
+            self.get_logger().warning(f"no answer from the reset service in {RESET_TIMEOUT_S:.0f} s; going on")
+            self._reset_call = None
+            self.controller.episodes_allowed = True
             return
         if not self._reset_client.service_is_ready():
             self.get_logger().warning("episode ended but the reset service is not available",
                                       throttle_duration_sec=5.0)
+            self.controller.episodes_allowed = True
             return
-        self._reset_pending = True
+        self.controller.episodes_allowed = False
         future = self._reset_client.call_async(Trigger.Request())
-        future.add_done_callback(lambda _: setattr(self, "_reset_pending", False))
+        self._reset_call = (future, now)
+        future.add_done_callback(self._on_reset_done)
+
+    def _on_reset_done(self, future) -> None:
+        if self._reset_call is None or future is not self._reset_call[0]:
+            return  # an answer to a call already given up
+        try:
+            response = future.result()
+            done, why = response.success, response.message
+        except Exception as exc:  # the service went away mid-call: do not wait for it forever
+            done, why = True, f"reset call failed: {type(exc).__name__}: {exc}"
+            self.get_logger().warning(why, throttle_duration_sec=5.0)
+        if not done:
+            self.get_logger().info(f"next episode waits: {why}", throttle_duration_sec=10.0)
+            self._reset_retry_at = time.monotonic() + RESET_RETRY_S
+        self.controller.episodes_allowed = done
+        self._reset_call = None
 
     def _load_bundle(self, bundle, min_version: int) -> PolicyRuntime:
         return PolicyRuntime.load(

@@ -6,6 +6,8 @@ sensor_msgs/JointState, sensor_msgs/Imu, nav_msgs/Odometry and foot contacts.
 Services: `~/reset` (std_srvs/Trigger) stands the robot up again, `~/pause`
 (std_srvs/SetBool) freezes physics and sensors, as a dead driver would. Diagnostics
 (once a second): the achieved loop rate and real-time factor, paused, resets.
+With `paced`, a reset waits for the learner (dreamer_core.runners.pacing): the robot stands
+still, still publishing, and the reset answers "not yet" until the learner keeps up.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from dreamer_core.control.timing import FixedRateLoop
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
+from dreamer_core.runners.pacing import EpisodePacing, LearnerProgress
 from dreamer_ros import qos
 from dreamer_ros.conversions import diagnostic_status
 from dreamer_ros.params import SEED_RANGE, Param, declare_parameters, load_node_robot_config
@@ -34,6 +37,10 @@ PARAMETERS = {
     "randomize": Param(False, "domain randomisation (friction, added mass, action latency), a sample per reset"),
     "real_time_factor": Param(1.0, "simulated seconds per wall-clock second (the loop period is "
                                    "dt / real_time_factor)", range=(0.01, 100.0)),
+    "paced": Param(False, "start each episode only when the learner keeps up with its train ratio (a reset "
+                          "waits, the robot standing still)"),
+    "paced_max_updates_owed": Param(0, "paced: the most updates the learner may still owe when an episode "
+                                       "starts", range=(0, 1_000_000)),
 }
 # Below this share of the requested real-time factor the simulation reports WARN (the machine cannot keep up).
 SLOW_SHARE = 0.9
@@ -48,6 +55,10 @@ class SimRobot(Node):
         self._lock = threading.Lock()
         self._targets: np.ndarray | None = None
         self._paused = threading.Event()
+        # Paced, between episodes: physics stands still while the sensors keep publishing (no watchdog fault).
+        self._frozen = threading.Event()
+        self.pacing = EpisodePacing(params["paced_max_updates_owed"]) if params["paced"] else None
+        self._pacing_status = "learner caught up"
         self.fatal_error: str | None = None  # set when the simulation loop dies; run_node then exits non-zero
         self.loop = FixedRateLoop(self.config.dt / params["real_time_factor"])
         topics = self.config.topics
@@ -60,6 +71,8 @@ class SimRobot(Node):
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/pause", self._on_pause)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.diagnostics, 10)
+        if self.pacing is not None:
+            self.create_subscription(DiagnosticArray, topics.diagnostics, self._on_diagnostics, 10)
         self.resets = 0
         self.commands_ignored = 0
         self.steps = 0  # control periods simulated (not while paused)
@@ -87,12 +100,34 @@ class SimRobot(Node):
             self._targets = targets
 
     def _on_reset(self, request, response):
-        with self._lock:
-            self.env.reset_physics()
-            self._targets = None
-            self.resets += 1
+        waiting = self.pacing is not None and self.pacing.waiting
+        if not waiting:  # a repeated call during a paced wait does not reset again
+            with self._lock:
+                self.env.reset_physics()
+                self._targets = None
+                self.resets += 1
         response.success, response.message = True, "robot reset to the default standing pose"
+        if self.pacing is not None:
+            go, self._pacing_status = self.pacing.may_start(time.monotonic())
+            if go:
+                self._frozen.clear()
+            else:
+                self._frozen.set()
+                response.success, response.message = False, f"reset; {self._pacing_status}"
         return response
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name != "learner_node" or status.hardware_id != self.config.robot_id:
+                continue
+            try:
+                progress = LearnerProgress.from_diagnostics(status.message, {kv.key: kv.value for kv in status.values},
+                                                            time.monotonic())
+            except ValueError as exc:
+                self.get_logger().warning(f"paced: unreadable learner diagnostics: {exc}", throttle_duration_sec=5.0)
+                continue
+            if progress is not None:
+                self.pacing.report(progress)
 
     def _on_pause(self, request, response):
         if request.data:
@@ -113,10 +148,11 @@ class SimRobot(Node):
         if self._paused.is_set():
             return
         with self._lock:
-            # New targets only: step_physics keeps the last ones (or the default pose) otherwise.
-            targets, self._targets = self._targets, None
-            self.env.step_physics(targets, self.config.substeps)
-            self.steps += 1
+            if not self._frozen.is_set():
+                # New targets only: step_physics keeps the last ones (or the default pose) otherwise.
+                targets, self._targets = self._targets, None
+                self.env.step_physics(targets, self.config.substeps)
+                self.steps += 1
             signals = self.env.read_signals()
             position = self.env.base_position()
             accel = self.env.imu_acceleration()
@@ -157,11 +193,13 @@ class SimRobot(Node):
         elapsed = max(now - then, 1e-9)
         factor = (steps - steps_then) * self.config.dt / elapsed  # simulated seconds per wall second
         wanted = self.get_parameter("real_time_factor").value
-        paused = self._paused.is_set()
+        paused, frozen = self._paused.is_set(), self._frozen.is_set()
         if self.fatal_error:
             level, message = DiagnosticStatus.ERROR, self.fatal_error
         elif paused:
             level, message = DiagnosticStatus.WARN, "paused (no physics, no sensor data)"
+        elif frozen:
+            level, message = DiagnosticStatus.OK, f"paced: {self._pacing_status}"
         elif factor < SLOW_SHARE * wanted:
             level = DiagnosticStatus.WARN
             message = f"slower than requested: real-time factor {factor:.2f} of {wanted:g}"
@@ -171,7 +209,8 @@ class SimRobot(Node):
             "sim_rate_hz": f"{(ticks - ticks_then) / elapsed:.1f}", "target_rate_hz": f"{wanted / self.config.dt:.1f}",
             "real_time_factor": f"{factor:.3f}", "real_time_factor_target": f"{wanted:g}", "paused": paused,
             "resets": self.resets, "ticks": ticks, "missed_deadlines": self.loop.stats.missed_deadlines,
-            "commands_ignored": self.commands_ignored,
+            "commands_ignored": self.commands_ignored, "steps": steps, "paced": self.pacing is not None,
+            "paced_waiting": frozen, "paced_waited_s": f"{self.pacing.waited_s:.1f}" if self.pacing else "0.0",
         }
         status = diagnostic_status("sim_robot", self.config.robot_id, level, message, values)
         msg = DiagnosticArray(status=[status])

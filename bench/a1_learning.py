@@ -1,0 +1,195 @@
+"""Real return against robot-minutes on the simulated A1, the simulator paced to the learner.
+
+Starts the sim stack (`dreamer-stack sim`) with `sim_robot` in paced mode (each episode starts only once the learner
+has made the updates its train ratio allows for the data so far: docs/nodes.md#sim_robot), runs
+until the replay store holds the robot-time budget, stops the stack and prints
+  - the real return of the complete episodes per robot-minute (recorded steps / control rate),
+    with the policy versions that ran them,
+  - the initial policy's return: the version-0 episodes of the same run,
+  - every gate decision of the learner (version, promoted or held back, why) and the robot's
+    verdicts (canary passed, rolled back),
+  - the wall time, the learner's updates and the time the robot waited for the learner.
+The run directory keeps everything (`dreamer-report RUN_DIR` redraws the report).
+
+A CPU learner makes far fewer updates per second than a robot makes steps at 512 train ratio,
+so the budget and train ratio decide the wall time: updates ≈ train_ratio · steps / (16 · 64).
+Defaults: 5 robot-minutes (15,000 steps at 50 Hz) at train ratio 64 = 937 `xs` updates.
+
+Usage: python bench/a1_learning.py [--robot-minutes 5] [--train-ratio 64] [--preset xs]
+       [--run-dir DIR] [--keys-dir runs/keys] [--ros-domain-id 215] [--wall-limit-minutes 90]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from dreamer_core.config import load_agent_config
+from dreamer_core.deploy import generate_keypair
+from dreamer_core.report.robot_time import return_by_robot_minute, robot_minutes_at_end
+from dreamer_core.report.run_data import load_run
+from dreamer_core.robots.config import load_robot_config, resolve_config_path
+from dreamer_core.storage import ReplayStore, ReplayStoreError
+
+REPO = Path(__file__).resolve().parents[1]
+# A loaded machine delivers sensor readings late; the default 3 periods would end many episodes as
+# stale_sensor faults (as in tests/integration/stack_harness.py). A dead sensor still trips it in 0.3 s.
+STALE_SENSOR_PERIODS = 15
+POLL_S = 10.0
+
+
+def write_inputs(args, run_dir: Path) -> tuple[Path, Path, Path]:
+    """The bench's preset (train ratio), robot config (watchdog slack) and params file."""
+    inputs = run_dir.parent / f"{run_dir.name}-inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    preset = load_agent_config(args.preset, {"train_ratio": args.train_ratio}).model_dump(mode="json")
+    preset_path = inputs / "preset.yaml"
+    preset_path.write_text(yaml.safe_dump(preset))
+    robot = yaml.safe_load(resolve_config_path(args.robot).read_text())
+    robot["safety"]["stale_sensor_periods"] = STALE_SENSOR_PERIODS
+    robot_path = inputs / "robot.yaml"
+    robot_path.write_text(yaml.safe_dump(robot, sort_keys=False))
+    params = {
+        "sim_robot": {"ros__parameters": {"paced": True, "paced_max_updates_owed": args.max_updates_owed}},
+        # nice 0: on a shared machine a niced learner only sets the wall time (pacing keeps the curve).
+        "learner_node": {"ros__parameters": {"nice": 0, "min_steps": args.min_steps}},
+    }
+    params_path = inputs / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params))
+    return preset_path, robot_path, params_path
+
+
+def stored_steps(replay: Path) -> int:
+    try:
+        with ReplayStore(replay, readonly=True) as store:
+            return store.num_steps
+    except (OSError, ReplayStoreError):  # not created yet
+        return 0
+
+
+def run_stack(args, run_dir: Path, preset: Path, robot: Path, params: Path, budget_steps: int) -> float:
+    """Run the paced sim stack until the store holds ``budget_steps``; the wall seconds it took."""
+    keys = args.keys_dir
+    if not (keys / "policy_signing.key").is_file():
+        generate_keypair(keys)
+    cmd = [sys.executable, "-m", "dreamer_ros.stack_launcher", "sim", "--run-dir", str(run_dir), "--robot", str(robot),
+           "--preset", str(preset), "--params-file", str(params), "--keys-dir", str(keys),
+           "--minutes", str(args.wall_limit_minutes)]
+    # A domain of its own: another stack on this machine (a demo, a test) must not talk to this one.
+    env = {**os.environ, "ROS_DOMAIN_ID": str(args.ros_domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    start = time.monotonic()
+    with open(run_dir.parent / f"{run_dir.name}-stack.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with tqdm(total=budget_steps, desc="robot steps", unit="step", mininterval=POLL_S) as bar:
+            while proc.poll() is None:
+                steps = stored_steps(run_dir / "replay")
+                bar.update(min(steps, budget_steps) - bar.n)
+                if steps >= budget_steps:
+                    break
+                time.sleep(POLL_S)
+        wall = time.monotonic() - start
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # dreamer-stack stops the nodes cleanly and writes the report
+            proc.wait(timeout=300)
+        elif steps < budget_steps:
+            print(f"warning: the stack stopped after {wall / 60:.1f} min with {steps} of {budget_steps} steps "
+                  f"(rc {proc.returncode}; --wall-limit-minutes or see {log.name})", file=sys.stderr)
+    return wall
+
+
+def learner_progress(run_dir: Path) -> dict[str, str]:
+    """The last learner_node and sim_robot diagnostics dreamer-stack recorded."""
+    path = run_dir / "launcher" / "diagnostics.jsonl"
+    last: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                nodes = json.loads(line)["nodes"]
+            except (json.JSONDecodeError, KeyError):
+                continue
+            for name in ("learner_node", "sim_robot"):
+                last.update({f"{name}.{k}": v for k, v in nodes.get(name, {}).items()})
+    return last
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--robot-minutes", type=float, default=5.0, help="robot-time budget (default 5)")
+    parser.add_argument("--train-ratio", type=float, default=64.0, help="replayed per collected step (default 64)")
+    parser.add_argument("--preset", default="xs")
+    parser.add_argument("--robot", default="a1_sim")
+    parser.add_argument("--min-steps", type=int, default=1000, help="real steps before the first update")
+    parser.add_argument("--max-updates-owed", type=int, default=0, help="sim_robot paced_max_updates_owed")
+    parser.add_argument("--bin-minutes", type=float, default=1.0)
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="new run directory (default runs/a1_learning-<time>)")
+    parser.add_argument("--keys-dir", type=Path, default=REPO / "runs" / "keys")
+    parser.add_argument("--ros-domain-id", type=int, default=215,
+                        help="ROS_DOMAIN_ID of the run (default 215: outside the tests' 1..200), discovery localhost")
+    parser.add_argument("--wall-limit-minutes", type=float, default=90.0, help="stop the stack after this long")
+    args = parser.parse_args()
+
+    run_dir = args.run_dir or REPO / "runs" / f"a1_learning-{datetime.now():%Y%m%d-%H%M%S}"
+    if run_dir.exists():
+        parser.error(f"--run-dir {run_dir} exists; give a new directory")
+    rate = load_robot_config(args.robot).control_rate_hz
+    budget_steps = round(args.robot_minutes * 60 * rate)
+    agent = load_agent_config(args.preset)
+    updates = int(args.train_ratio * budget_steps / (agent.batch_size * agent.seq_len))
+    print(f"budget {args.robot_minutes:g} robot-minutes = {budget_steps} steps at {rate:g} Hz; train ratio "
+          f"{args.train_ratio:g} ({args.preset}, {agent.batch_size}x{agent.seq_len}): about {updates} updates; "
+          f"run directory {run_dir}")
+    preset, robot, params = write_inputs(args, run_dir)
+    wall = run_stack(args, run_dir, preset, robot, params, budget_steps)
+
+    data = load_run(run_dir)
+    episodes = sorted(data.episodes, key=lambda e: e.end_stamp)
+    ends = robot_minutes_at_end(episodes, rate)
+    within = [e for e, end in zip(episodes, ends, strict=True) if end <= args.robot_minutes + 1e-9]
+    print(f"\nwall time {wall / 60:.1f} min for {args.robot_minutes:g} robot-minutes; "
+          f"{len(within)} complete episodes within the budget ({len(episodes)} stored)")
+    print("\nrobot-minutes | episodes | mean return | min | max | versions")
+    for b in return_by_robot_minute(within, rate, args.bin_minutes):
+        if b.returns:
+            versions = ",".join(f"v{v}" for v in sorted(set(b.versions)))
+            print(f"{b.start_min:5.1f}-{b.end_min:<5.1f} | {len(b.returns):8d} | {b.mean_return:11.1f} | "
+                  f"{min(b.returns):5.1f} | {max(b.returns):5.1f} | {versions}")
+        else:
+            print(f"{b.start_min:5.1f}-{b.end_min:<5.1f} | {0:8d} |")
+    for label, group in (("initial policy (v0)", [e for e in within if e.policy_version == 0]),
+                         ("learned (v>=1)", [e for e in within if e.policy_version > 0])):
+        returns = np.array([e.ret for e in group])
+        text = f"{returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} episodes" if len(returns) else "none"
+        print(f"{label}: mean return {text}")
+    print("\nlearner decisions:")
+    for d in data.decisions or []:
+        print(f"  v{d.version} at update {d.update}: {'promoted' if d.promoted else 'held back'}: {d.summary}")
+    if not data.decisions:
+        print("  none")
+    print("robot verdicts:")
+    for e in data.events:
+        print(f"  v{e.version} {e.event}: {e.reason}")
+    if not data.events:
+        print("  none")
+    last = learner_progress(run_dir)
+    print(f"\nlearner updates {last.get('learner_node.updates', '?')}, updates owed at the end "
+          f"{last.get('learner_node.updates_owed', '?')}; robot waited for the learner "
+          f"{last.get('sim_robot.paced_waited_s', '?')} s (completed waits)")
+    if data.notes:
+        print(f"missing sources: {data.notes}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
