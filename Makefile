@@ -74,7 +74,7 @@ test: lint
 	@$(RUN) python -m pytest tests
 
 demo: setup
-	@test -f $(KEYS_DIR)/policy_signing.key || $(RUN) dreamer-policy keygen --out $(KEYS_DIR)
+	@test -f $(KEYS_DIR)/policy_signing.key || { $(RUN) dreamer-policy keygen --out $(KEYS_DIR); }
 	@$(RUN) dreamer-stack sim --minutes $(MINUTES) --keys-dir $(KEYS_DIR) --params-file $(DEMO_PARAMS)
 
 bench: setup
