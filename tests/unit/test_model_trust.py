@@ -1,10 +1,15 @@
-"""The promotion gate on the 2-D point mass, with the robot config's default trust thresholds (the
-same for every candidate and every robot; no tuning here): a healthy agent passes; a model trained
-on too little data, one with flipped dynamics and one with a reward bonus planted where no real
-state can be are held back. Each refused candidate really does worse than the healthy one on real
-episodes. (Measured, docs/model_trust.md: the planted bonus is caught by its reward skill, because
-the bonus also fires on real states at the wall; not by the ensemble's disagreement along its
-imagination, whose ratio stays at 1.04 since its actor hardly goes there.)
+"""The promotion gate on the 2-D point mass, with the robot config's default trust and canary thresholds
+(the same for every candidate and every robot; no tuning here): a healthy agent passes; a model trained
+on too little data and one with flipped dynamics are held back by the gate; one with a reward bonus
+planted where no real state can be is held back by the gate or the robot's canary, and the canary
+rejects it whatever the gate decided. Each refused candidate really does worse than the healthy one on
+real (seeded) episodes.
+
+Measured for the planted bonus (seed 0, docs/model_trust.md#planted-bonus): the gate holds it back on
+its reward skill (-1.48 < -0.7), not on the ensemble's disagreement ratio (1.08 < 1.25); the canary's 5
+episodes average -14.5 against a threshold of -12.5 from the healthy agent's 20 (mean -8.2, std 3.1);
+over 8 disjoint sets of 5 start states the candidate's means were -12.7 to -14.6, all below it; its
+real return is -13.4 against the healthy -10.3. Every figure is seeded, so the same on every run.
 
 Candidates and held-out data: tests/unit/point_mass_candidates.py (the healthy run is the shared
 ``point_mass_run`` fixture of the learning test). Measured numbers: docs/model_trust.md.
