@@ -9,7 +9,8 @@ it, each the way such a model arises:
   push goes the other way and its actor learns to push accordingly;
 - **planted bonus**: the healthy agent whose reward head adds :data:`BONUS` wherever the decoded
   state lies beyond the right wall, where no real state can be (:func:`in_bonus_region`), trained
-  on for :data:`PLANTED_BONUS_UPDATES` updates: its actor learns to push into that wall.
+  on for :data:`PLANTED_BONUS_UPDATES` updates: its actor is trained to seek that wall (measured: it
+  then does worse than the healthy agent on real episodes).
 
 Held-out data: fresh episodes no candidate trained on, half with random actions (what the
 initial policy does) and half with the healthy policy (what the deployed version does).
@@ -37,8 +38,8 @@ OVERRIDES = {"batch_size": 8, "seq_len": 32, "horizon": 10, "train_ratio": 128, 
 STEPS, PREFILL = 2000, 500
 LITTLE_DATA_UPDATES = 100
 DERIVED_UPDATES = 150
-# Long enough for the actor to exploit the bonus (docs/model_trust.md#planted-bonus): after 150 updates it
-# had not learned to seek it and did about as well as the healthy agent on real episodes.
+# Long enough for the actor to exploit the bonus reliably (docs/model_trust.md#planted-bonus): after 150
+# updates the gate promoted it and 3 of 8 five-episode canaries passed it; after 450 none did.
 PLANTED_BONUS_UPDATES = 450
 # Reward bonus where the decoded x position exceeds BONUS_X: the mass is clipped to [-2, 2], so no real
 # row is there, but imagination can extrapolate past the wall.

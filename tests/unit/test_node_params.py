@@ -124,9 +124,9 @@ def test_stack_nodes_put_the_params_file_between_defaults_and_the_stack_settings
         stack_nodes("sim", robot="a1_sim", config_dir=tmp_path, run_dir=tmp_path, params_file=robot_side)
 
 
-@pytest.mark.parametrize("name", ["example_params.yaml", "demo_params.yaml"])
-def test_the_shipped_params_files_are_usable_by_every_stack_and_their_values_are_allowed(name):
-    shipped = CONFIG / name
+@pytest.mark.parametrize("file_name", ["example_params.yaml", "demo_params.yaml"])
+def test_the_shipped_params_files_are_usable_by_every_stack_and_their_values_are_allowed(file_name):
+    shipped = CONFIG / file_name
     for stack in ("sim", "onboard", "offboard"):
         assert stack_nodes(stack, robot="a1_sim", config_dir=shipped.parent, run_dir="/tmp/x", params_file=shipped)
     for node, section in yaml.safe_load(shipped.read_text()).items():
@@ -139,7 +139,7 @@ def test_the_shipped_params_files_are_usable_by_every_stack_and_their_values_are
 
 
 def test_make_demo_judges_candidates_early_through_its_params_file():
-    # A loaded 2-core CPU makes about 45 learner updates in the demo's 5 minutes (docs/model_trust.md):
+    # A shared 2-core CPU makes tens of learner updates in a demo's minutes (45 in 12, docs/model_trust.md):
     # with the installed cadence (100) its progress line would never show a decision.
     dry_run = subprocess.run(["make", "-n", "demo"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     stack = next(line for line in dry_run.splitlines() if "dreamer-stack sim" in line)
