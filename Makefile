@@ -11,6 +11,9 @@ RUN := source scripts/env.sh &&
 MINUTES ?= 5
 # The demo's policy signing keys: made once by `dreamer-policy keygen`, never by the stack itself.
 KEYS_DIR ?= runs/keys
+# The demo's learner judges a candidate every 20 updates instead of 100, so that a few CPU minutes show
+# decisions (the file says why); a real robot's stack keeps the installed defaults.
+DEMO_PARAMS ?= ros2_ws/src/dreamer_ros/config/demo_params.yaml
 # launch/launch_ros wheels for the launch tests only (no PyPI wheels exist); used when present.
 LAUNCH_DEPS := ../shared/ros2-launch
 HAVE_LAUNCH := $(wildcard $(LAUNCH_DEPS)/wheels)
@@ -71,8 +74,8 @@ test: lint
 	@$(RUN) python -m pytest tests
 
 demo: setup
-	@test -f $(KEYS_DIR)/policy_signing.key || $(RUN) dreamer-policy keygen --out $(KEYS_DIR)
-	@$(RUN) dreamer-stack sim --minutes $(MINUTES) --keys-dir $(KEYS_DIR)
+	@test -f $(KEYS_DIR)/policy_signing.key || { $(RUN) dreamer-policy keygen --out $(KEYS_DIR); }
+	@$(RUN) dreamer-stack sim --minutes $(MINUTES) --keys-dir $(KEYS_DIR) --params-file $(DEMO_PARAMS)
 
 bench: setup
 	@for b in bench/*.py; do echo "[bench] $$b"; $(RUN) python $$b; done

@@ -59,15 +59,24 @@ class SequenceReplay:
 
 def evaluate(agent: Agent, env: Env, episodes: int, seed: int, explore: bool = False) -> float:
     """Mean undiscounted return of the agent's policy over ``episodes`` episodes."""
-    total = 0.0
+    return float(np.mean([ret for ret, _ in episode_returns(agent, env, episodes, seed, explore)]))
+
+
+def episode_returns(agent: Agent, env: Env, episodes: int, seed: int,
+                    explore: bool = False) -> list[tuple[float, int]]:
+    """(undiscounted return, rows) of each episode of the agent's policy, episode ``i`` started
+    with ``env.reset(seed=seed + i)``; rows count the first one as the replay store does (the
+    pairs the robot's canary judges)."""
+    out = []
     for episode in range(episodes):
-        obs, state, done = env.reset(seed=seed + episode), None, False
+        obs, state, done, ret, rows = env.reset(seed=seed + episode), None, False, 0.0, 1
         while not done:
             action, state = agent.policy_step(obs, state, is_first=state is None, explore=explore)
             obs, reward, terminated, truncated = env.step(action)
-            total += reward
+            ret, rows = ret + reward, rows + 1
             done = terminated or truncated
-    return total / episodes
+        out.append((ret, rows))
+    return out
 
 
 def random_return(env: Env, act_dim: int, episodes: int, seed: int) -> float:

@@ -9,7 +9,8 @@ it, each the way such a model arises:
   push goes the other way and its actor learns to push accordingly;
 - **planted bonus**: the healthy agent whose reward head adds :data:`BONUS` wherever the decoded
   state lies beyond the right wall, where no real state can be (:func:`in_bonus_region`), trained
-  on for :data:`DERIVED_UPDATES` updates: its actor learns to push into that wall.
+  on for :data:`PLANTED_BONUS_UPDATES` updates: its actor is trained to seek that wall (measured: it
+  then does worse than the healthy agent on real episodes).
 
 Held-out data: fresh episodes no candidate trained on, half with random actions (what the
 initial policy does) and half with the healthy policy (what the deployed version does).
@@ -26,7 +27,7 @@ import torch
 from dreamer_core.algorithms.agent import Agent
 from dreamer_core.config import load_agent_config
 from dreamer_core.envs.point_mass import PointMass
-from dreamer_core.runners.online import SequenceReplay, evaluate, random_return, train_online
+from dreamer_core.runners.online import SequenceReplay, episode_returns, random_return, train_online
 from dreamer_core.transforms import symexp
 
 # The xs model with a smaller batch and faster learning rates so that 750 updates fit the test's time
@@ -37,6 +38,9 @@ OVERRIDES = {"batch_size": 8, "seq_len": 32, "horizon": 10, "train_ratio": 128, 
 STEPS, PREFILL = 2000, 500
 LITTLE_DATA_UPDATES = 100
 DERIVED_UPDATES = 150
+# Long enough for the actor to exploit the bonus reliably (docs/model_trust.md#planted-bonus): after 150
+# updates the gate promoted it and 3 of 8 five-episode canaries passed it; after 450 none did.
+PLANTED_BONUS_UPDATES = 450
 # Reward bonus where the decoded x position exceeds BONUS_X: the mass is clipped to [-2, 2], so no real
 # row is there, but imagination can extrapolate past the wall.
 BONUS, BONUS_X = 5.0, 2.0
@@ -130,15 +134,25 @@ def planted_bonus(run: PointMassRun) -> Agent:
     own = agent.wm.predict_reward
     # An instance attribute: imagination, the actor's returns and every trust measure read it.
     agent.wm.predict_reward = lambda feat: own(feat) + BONUS * in_bonus_region(agent, feat)
-    return train_on(agent, run.replay, DERIVED_UPDATES, run.seed + 2)
+    return train_on(agent, run.replay, PLANTED_BONUS_UPDATES, run.seed + 2)
 
 
 DERIVED = {"flipped_dynamics": flipped_dynamics, "planted_bonus": planted_bonus}
 
 
+def real_episodes(agent: Agent, episodes: int, seed: int) -> list[tuple[float, int]]:
+    """(return, rows) of greedy real point-mass episodes from the start states of ``seed`` onwards.
+
+    The policy still samples its latent state (from the agent's action generator, which every
+    earlier policy step advanced), so the generator is reseeded first: the same agent always
+    gets the same figures, whatever ran before."""
+    agent.act_generator.manual_seed(seed)
+    return episode_returns(agent, PointMass(), episodes, seed)
+
+
 def real_return(agent: Agent) -> float:
-    """Mean greedy return over real point-mass episodes (fixed start states)."""
-    return evaluate(agent, PointMass(), episodes=EVAL_EPISODES, seed=EVAL_SEED)
+    """Mean greedy return over real point-mass episodes (fixed start states and latent draws)."""
+    return float(np.mean([ret for ret, _ in real_episodes(agent, EVAL_EPISODES, EVAL_SEED)]))
 
 
 def random_policy_return() -> float:
