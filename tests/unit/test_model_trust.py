@@ -26,7 +26,9 @@ from dreamer_core.control.canary import FAILED, judge
 from dreamer_core.robots.config import TrustConfig, load_robot_config
 from dreamer_core.runners.learner import check_length
 
-pytestmark = pytest.mark.slow
+# The candidates' training (shared fixtures) can take over 10 minutes at load average 20: more room
+# than the suite-wide 600 s hang limit.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 # Held back, and by which check (the reason's start).
 REFUSED = {
