@@ -138,6 +138,10 @@ def test_closed_loop(tmp_path, ros_env):
         refusal = f"v{oldest.version}: version_too_old"
         monitor.wait_for(lambda: monitor.value("control_node", "last_rejection") == refusal, 30, "refusal of v1")
         assert int(monitor.value("control_node", "policy_version")) >= newest
+        # The replay node records the restarted node's session (discovery of the new publisher can take
+        # seconds on a loaded machine; stopping before it would leave nothing stored: checked below).
+        monitor.wait_for(lambda: int(monitor.value("replay_node", "sessions", 0)) >= 2, 60,
+                         "the replay node recording the new session")
     finally:
         stack.stop_all_once_stored(monitor)
         monitor.close()

@@ -5,6 +5,8 @@ has caught up."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import rclpy
 import yaml
@@ -74,3 +76,8 @@ def test_paced_sim_waits_between_episodes_until_the_learner_catches_up(tmp_path,
         nodes.stop_all()
         monitor.close()
         rclpy.try_shutdown()
+    # No replay node ran: at stop the control node says its transitions were not stored, and never
+    # reports them as published.
+    log = nodes.log("control_node")
+    assert "no replay node received the" in log and "they are not stored" in log
+    assert not re.search(r"published \d+ transitions", log)

@@ -193,13 +193,22 @@ class ControlNode(LifecycleNode):
         self._publish_policy_events()
         if last is not None:
             self._transition_pub.publish(transition_to_msg(last, self.get_clock().now().to_msg()))
-        # The publisher's queue dies with this process: give the replay node a moment to receive the tail.
-        if not self._transition_pub.wait_for_all_acked(Duration(seconds=ACK_WAIT_S)):
+        # The publisher's queue dies with this process: give the replay node a moment to receive the tail,
+        # and first to match at all (a node started seconds ago may not be discovered yet; with no reader
+        # matched, wait_for_all_acked returns at once and the transitions would be lost unannounced).
+        deadline = time.monotonic() + ACK_WAIT_S
+        while self._transition_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        session = f"{self.controller.seq} transitions in session {self.controller.session_id}"
+        if self._transition_pub.get_subscription_count() == 0:
+            self.get_logger().error(f"no replay node received the {session}: they are not stored "
+                                    "(is replay_node running, on the same ROS domain and transitions topic?)")
+            return
+        left = Duration(seconds=max(deadline - time.monotonic(), 0.0))
+        if not self._transition_pub.wait_for_all_acked(left):
             self.get_logger().warning(f"transitions not all acknowledged after {ACK_WAIT_S:.0f} s "
-                                      "(no replay node listening, or it is stopping too)")
-        self.get_logger().info(
-            f"published {self.controller.seq} transitions in session {self.controller.session_id}"
-        )
+                                      "(the replay node is behind, or it is stopping too)")
+        self.get_logger().info(f"published {session}")
 
     def _stop_loop(self) -> None:
         self._running.clear()
