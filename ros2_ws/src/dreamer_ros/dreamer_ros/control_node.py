@@ -171,6 +171,10 @@ class ControlNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._running.set()
         self._activated_at = time.monotonic()
+        if self._reset_client is not None:
+            # A session's first episode starts from a reset too: a restarted node cannot know how the
+            # last one left the robot (a fallen robot would hold on its tilt fault for good).
+            self.controller.episodes_allowed = False
         self._thread = threading.Thread(target=self._control_loop, daemon=True, name="control-loop")
         self._thread.start()
         return super().on_activate(state)
@@ -271,7 +275,9 @@ class ControlNode(LifecycleNode):
             self.controller.episodes_allowed = True
             return
         if not self._reset_client.service_is_ready():
-            self.get_logger().warning("episode ended but the reset service is not available",
+            if now - self._activated_at < RESET_TIMEOUT_S:
+                return  # just started: the service may not be discovered yet
+            self.get_logger().warning("the reset service is not available; the next episode starts without a reset",
                                       throttle_duration_sec=5.0)
             self.controller.episodes_allowed = True
             return
