@@ -200,11 +200,12 @@ class ControlNode(LifecycleNode):
         # The publisher's queue dies with this process: give the replay node a moment to receive the tail,
         # and first to match at all (a node started seconds ago may not be discovered yet; with no reader
         # matched, wait_for_all_acked returns at once and the transitions would be lost unannounced).
-        deadline = time.monotonic() + ACK_WAIT_S
-        while self._transition_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
         session = f"{self.controller.seq} transitions in session {self.controller.session_id}"
-        if self._transition_pub.get_subscription_count() == 0:
+        deadline = time.monotonic() + ACK_WAIT_S
+        while self.controller.seq and self._transition_pub.get_subscription_count() == 0 \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.controller.seq and self._transition_pub.get_subscription_count() == 0:
             self.get_logger().error(f"no replay node received the {session}: they are not stored "
                                     "(is replay_node running, on the same ROS domain and transitions topic?)")
             return
