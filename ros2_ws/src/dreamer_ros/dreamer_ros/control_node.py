@@ -89,6 +89,7 @@ class ControlNode(LifecycleNode):
         self._activated_at = 0.0
         self._sensors = LatestMessages()
         self._reset_call = None  # (future, monotonic time sent) of the reset call in flight
+        self._replay_seen = False  # a replay node was matched at some point of this session
         self._reset_retry_at = 0.0  # monotonic time before which a refused reset is not asked again
         self._last_fault: str | None = None
         self._configure_error = ""
@@ -206,8 +207,14 @@ class ControlNode(LifecycleNode):
                 and time.monotonic() < deadline:
             time.sleep(0.05)
         if self.controller.seq and self._transition_pub.get_subscription_count() == 0:
-            self.get_logger().error(f"no replay node received the {session}: they are not stored "
-                                    "(is replay_node running, on the same ROS domain and transitions topic?)")
+            if not self._replay_seen:
+                self.get_logger().error(f"no replay node received the {session}: they are not stored "
+                                        "(is replay_node running, on the same ROS domain and transitions topic?)")
+                return
+            # Stopping together (Ctrl-C under ros2 launch): the replay node left first with what it had.
+            self.get_logger().warning("the replay node stopped before this node: the last transitions may "
+                                      "not be stored")
+            self.get_logger().info(f"published {session}")
             return
         left = Duration(seconds=max(deadline - time.monotonic(), 0.0))
         if not self._transition_pub.wait_for_all_acked(left):
@@ -365,6 +372,7 @@ class ControlNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
+        self._replay_seen = self._replay_seen or self._transition_pub.get_subscription_count() > 0
         age = self.loop.tick_age(now)
         health = control_health(self.controller, self.loop, active=self._running.is_set(),
                                 tick_age=age if age is not None else now - self._activated_at,
