@@ -198,26 +198,24 @@ class ControlNode(LifecycleNode):
         self._publish_policy_events()
         if last is not None:
             self._transition_pub.publish(transition_to_msg(last, self.get_clock().now().to_msg()))
-        # The publisher's queue dies with this process: give the replay node a moment to receive the tail,
-        # and first to match at all (a node started seconds ago may not be discovered yet; with no reader
-        # matched, wait_for_all_acked returns at once and the transitions would be lost unannounced).
+        # The publisher's queue dies with this process: give the replay node a moment to receive the tail.
         session = f"{self.controller.seq} transitions in session {self.controller.session_id}"
         deadline = time.monotonic() + ACK_WAIT_S
-        while self.controller.seq and self._transition_pub.get_subscription_count() == 0 \
-                and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.controller.seq and self._transition_pub.get_subscription_count() == 0:
-            if not self._replay_seen:
+        if self.controller.seq and not self._replay_seen:
+            # A node started seconds ago may not be discovered yet: with no reader matched,
+            # wait_for_all_acked returns at once and the transitions would be lost unannounced.
+            while self._transition_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._transition_pub.get_subscription_count() == 0:
                 self.get_logger().error(f"no replay node received the {session}: they are not stored "
                                         "(is replay_node running, on the same ROS domain and transitions topic?)")
                 return
+        if self.controller.seq and self._transition_pub.get_subscription_count() == 0:
             # Stopping together (Ctrl-C under ros2 launch): the replay node left first with what it had.
             self.get_logger().warning("the replay node stopped before this node: the last transitions may "
                                       "not be stored")
-            self.get_logger().info(f"published {session}")
-            return
-        left = Duration(seconds=max(deadline - time.monotonic(), 0.0))
-        if not self._transition_pub.wait_for_all_acked(left):
+        elif not self._transition_pub.wait_for_all_acked(
+                Duration(seconds=max(deadline - time.monotonic(), 0.0))):
             self.get_logger().warning(f"transitions not all acknowledged after {ACK_WAIT_S:.0f} s "
                                       "(the replay node is behind, or it is stopping too)")
         self.get_logger().info(f"published {session}")
