@@ -42,8 +42,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]]
     ("open-loop", "Model skill per step k",
      "How well the model predicts reward and episode continuation k steps ahead from real states with the "
      "real actions, against the better of two simple guesses (the batch mean, the value at the start "
-     "repeated): 1 = perfect, 0 = no better than the guess, below 0 worse. Solid: held-out episodes the model "
-     "never trained on; dashed: training episodes (a wide gap is memorising). A candidate whose held-out skill "
+     "repeated): 1 = perfect, 0 = no better than the guess, below 0 worse. Solid: held-out data the model "
+     "never trained on; dashed: training data (a wide gap is memorising). A candidate whose held-out skill "
      "at its imagination horizon is below the grey line (min_skill) is held back.", plots.open_loop),
     ("timing", "Control latency and jitter",
      "Per-tick compute time of the control node and how far each tick started from its schedule. Ticks at or "
@@ -114,7 +114,7 @@ def _nothing(what: str, why: str) -> str:
 # Measured values of a decision shown beside the threshold they were held against: (metric, threshold, label).
 GATE_VALUES = (("reward_skill", "min_skill", "reward skill"), ("continue_skill", "min_skill", "continue skill"),
                ("disagreement_ratio", "max_disagreement_ratio", "disagreement"),
-               ("held_out_episodes", "min_held_out_episodes", "held-out episodes"))
+               ("held_out_blocks", "min_held_out_blocks", "held-out blocks"))
 
 
 def gate_values(d: Decision) -> str:

@@ -170,23 +170,28 @@ class SafetyConfig(_Strict):
     sensor_bounds: SensorBoundsConfig = Field(default_factory=SensorBoundsConfig)
 
 
-# Keys of the trust section that were replaced, and what replaced them (a clear error, not "unknown key").
+# Keys of the trust section that were replaced: what replaced them and why (a clear error, not "unknown key").
+_ON_SKILL = "thresholds are on skill and ensemble disagreement now"
 RETIRED_TRUST_KEYS = {
-    "max_reward_error": "min_skill",
-    "max_continue_error": "min_skill",
-    "min_horizon_retention": "max_disagreement_ratio",
+    "max_reward_error": ("min_skill", _ON_SKILL),
+    "max_continue_error": ("min_skill", _ON_SKILL),
+    "min_horizon_retention": ("max_disagreement_ratio", _ON_SKILL),
+    "min_held_out_episodes": ("min_held_out_blocks", "data is held out in blocks of held_out_block_steps steps now"),
 }
 
 
 class TrustConfig(_Strict):
     """Model-trust gate (docs/model_trust.md): a candidate policy is promoted only when every check
-    passes, each measured on held-out episodes the model never trained on."""
+    passes, each measured on held-out data the model never trained on."""
 
     open_loop_steps: Annotated[int, Field(ge=1)] = 15  # K: skill is measured for k = 1..K prior steps
-    # Share of every policy version's episodes never trained on (chosen by a hash of the episode's identity).
+    # Share of every policy version's data never trained on, chosen per block by a hash of its identity.
     held_out_fraction: Annotated[float, Field(gt=0, le=0.5)] = 0.2
-    # Fewer held-out episodes than this: the gate refuses (too little to judge the model on).
-    min_held_out_episodes: Annotated[int, Field(ge=1)] = 4
+    # Blocks: an episode is cut into pieces of this many steps (250 = 5 s at 50 Hz), each held out or not;
+    # None: whole episodes (long episodes then make few, all-or-nothing held-out units).
+    held_out_block_steps: Annotated[int, Field(ge=1)] | None = 250
+    # Fewer held-out blocks than this: the gate refuses (too little to judge the model on).
+    min_held_out_blocks: Annotated[int, Field(ge=1)] = 4
     check_sequences: Annotated[int, Field(ge=1)] = 64  # held-out (and training) windows per check
     # Skill = 1 - model error / error of the better baseline (batch mean, persistence); the reward and
     # continue skill at the candidate's imagination horizon must reach this.
@@ -205,9 +210,10 @@ class TrustConfig(_Strict):
         if isinstance(data, dict):
             retired = [key for key in RETIRED_TRUST_KEYS if key in data]
             if retired:
-                replaced = ", ".join(f"{key} -> {RETIRED_TRUST_KEYS[key]}" for key in retired)
-                raise ValueError(f"{', '.join(retired)}: no longer a trust key; thresholds are on skill and "
-                                 f"ensemble disagreement now ({replaced}; see docs/model_trust.md)")
+                replaced = "; ".join(f"{key} -> {RETIRED_TRUST_KEYS[key][0]}: {RETIRED_TRUST_KEYS[key][1]}"
+                                     for key in retired)
+                raise ValueError(f"{', '.join(retired)}: no longer a trust key ({replaced}; "
+                                 "see docs/model_trust.md)")
         return data
 
     @model_validator(mode="after")

@@ -2,7 +2,7 @@
 
 `LearnerRunner.iterate()` does a bounded amount of work and returns the bundles to
 publish, so the learner node (or any script) drives it from its own loop and
-stays responsive. It trains only on episodes that are not held out; every
+stays responsive. It trains only on blocks of episodes that are not held out; every
 candidate is judged on the held-out ones (docs/model_trust.md). Everything it needs
 to resume (the agent and the typed :class:`LearnerState`: policy version, decisions,
 the robot's verdicts, the imagination horizon) is one checkpoint file, written
@@ -116,8 +116,10 @@ class LearnerState(BaseModel):
     policy_events: list[PolicyEventRecord] = Field(default_factory=list)
     # Versions the robot rejected (rolled back or blocked): never offered again.
     rejected: list[int] = Field(default_factory=list)
-    # The held-out fraction the run trains with: lowering it would release held-out episodes for training.
+    # The held-out rule the run trains with: a higher fraction or other blocks would count trained-on data
+    # as held out. States written before blocks existed held out whole episodes (None).
     held_out_fraction: float
+    held_out_block_steps: int | None = None
     # The imagination horizon in use (the preset's unless trust.horizon is "skill").
     horizon: int
 
@@ -157,10 +159,15 @@ def resume_mismatches(payload: dict, robot_config, preset: str) -> list[str]:
         problems.append(f"preset: checkpoint {have_preset!r}, settings {want_preset!r}")
     learner = payload["extra"]["learner"]
     problems += spec_mismatch("checkpoint", PolicySpec.from_dict(learner["spec"]), robot_config.policy_spec())
-    if robot_config.trust.held_out_fraction < learner["held_out_fraction"]:
+    trust = robot_config.trust
+    if trust.held_out_fraction > learner["held_out_fraction"]:
         problems.append(f"trust.held_out_fraction: checkpoint {learner['held_out_fraction']}, robot config "
-                        f"{robot_config.trust.held_out_fraction} (lower would train on episodes held out so far; "
-                        "it may only grow)")
+                        f"{trust.held_out_fraction} (higher would count data this model trained on as held out; "
+                        "it may only shrink)")
+    if trust.held_out_block_steps != learner.get("held_out_block_steps"):
+        problems.append(f"trust.held_out_block_steps: checkpoint {learner.get('held_out_block_steps')}, robot config "
+                        f"{trust.held_out_block_steps} (other blocks would count data this model trained on as "
+                        "held out; set the checkpoint's value (null: whole episodes) or start a new run_dir)")
     return problems
 
 
@@ -215,8 +222,8 @@ class LearnerRunner:
             self.agent = Agent(robot_config.obs_dim, robot_config.act_dim, config, device=self.device,
                                seed=settings.seed)
             self.state = LearnerState(spec=self.spec.to_dict(), held_out_fraction=self.trust.held_out_fraction,
-                                      horizon=config.horizon)
-        # A raised fraction only adds held-out episodes (a lower one was refused by _resume).
+                                      held_out_block_steps=self.trust.held_out_block_steps, horizon=config.horizon)
+        # A lowered fraction only releases held-out blocks for training (a raised one was refused by _resume).
         self.state.held_out_fraction = self.trust.held_out_fraction
         # The preset's horizon when it is fixed; the one chosen last (within the current bounds) otherwise.
         t = self.trust
@@ -283,7 +290,8 @@ class LearnerRunner:
 
     def _sample(self, batch_size: int, length: int, split: str, recency: float = 0.0) -> dict[str, np.ndarray]:
         return self.store.sample(batch_size, length, rng=self.rng, recency=recency, split=split,
-                                 held_out_fraction=self.trust.held_out_fraction)
+                                 held_out_fraction=self.trust.held_out_fraction,
+                                 held_out_block_steps=self.trust.held_out_block_steps)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -320,29 +328,29 @@ class LearnerRunner:
         atomic_write(self.summary_path, json.dumps(summary, indent=2).encode())
 
     def check_trust(self) -> TrustReport:
-        """Judge the current model and policy on held-out episodes (docs/model_trust.md)."""
+        """Judge the current model and policy on held-out blocks (docs/model_trust.md)."""
         length = check_length(self.trust, self.agent.config)
-        stats = self.store.split_stats(length, self.trust.held_out_fraction)
+        stats = self.store.split_stats(length, self.trust.held_out_fraction, self.trust.held_out_block_steps)
         for part, counts in stats.items():
-            self.writer.add_scalar(f"{part}/episodes", counts.episodes, self.agent.updates)
+            self.writer.add_scalar(f"{part}/blocks", counts.blocks, self.agent.updates)
             self.writer.add_scalar(f"{part}/steps", counts.steps, self.agent.updates)
-        episodes = stats["held_out"].episodes
-        if episodes < self.trust.min_held_out_episodes or not stats["train"].windows:
-            return too_little_data(episodes, self.trust, self.agent.horizon)
+        blocks = stats["held_out"].blocks
+        if blocks < self.trust.min_held_out_blocks or not stats["train"].windows:
+            return too_little_data(blocks, self.trust, self.agent.horizon)
         # The newest data weighs most: it is what the candidate's predecessor did.
         held_out = self._sample(self.trust.check_sequences, length, "held_out", recency=1.0)
         train = self._sample(self.trust.check_sequences, length, "train", recency=1.0)
-        measured = measure(self.agent, held_out, train, self.trust, episodes, self.agent.horizon,
+        measured = measure(self.agent, held_out, train, self.trust, blocks, self.agent.horizon,
                            seed=self.agent.updates)
         return decide(measured, self.trust, self.agent.config.horizon)
 
     def _candidate(self) -> PolicyBundle | None:
-        """Check model trust on held-out episodes; export, sign and record a promotion, or hold back."""
+        """Check model trust on held-out blocks; export, sign and record a promotion, or hold back."""
         step = self.agent.updates
         self.state.last_export_update = step
         report = self.check_trust()
         report.metrics.update(over_optimism(self.state.predicted_reward,
-                                            real_reward_by_version(self.store, self.trust.held_out_fraction)))
+                                            real_reward_by_version(self.store)))
         version = self.state.policy_version + 1
         record = PromotionRecord(version=version, update=step, time=time.time(), promoted=report.passed,
                                  reasons=report.reasons, summary=report.summary, metrics=report.metrics,
@@ -435,4 +443,7 @@ def trust_problems(trust, config) -> list[str]:
     if trust.horizon == "fixed" and config.horizon > trust.open_loop_steps:
         problems.append(f"the preset's horizon ({config.horizon}) exceeds trust.open_loop_steps "
                         f"({trust.open_loop_steps}): skill is judged at the imagination horizon, so measure that far")
+    if trust.held_out_block_steps is not None and trust.held_out_block_steps < check_length(trust, config):
+        problems.append(f"trust.held_out_block_steps ({trust.held_out_block_steps}) must be at least the check window "
+                        f"({check_length(trust, config)} steps): a held-out block must hold whole check windows")
     return problems

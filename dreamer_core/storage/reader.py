@@ -18,7 +18,7 @@ from .streams import StoreState
 
 def sample(
     state: StoreState, batch_size: int, length: int, rng: np.random.Generator, recency: float,
-    split: str, held_out_fraction: float,
+    split: str, held_out_fraction: float, held_out_block_steps: int | None,
 ) -> dict[str, np.ndarray]:
     """B×T sequences (see ``ReplayStore.sample``)."""
     streams = state.ordered()
@@ -34,8 +34,8 @@ def sample(
             )
         which, start = draw_starts(counts, batch_size, rng, recency)
     else:
-        windows = [part_windows(seg, s.robot_id, s.session_id, length, split, held_out_fraction)
-                   for s, seg in zip(streams, segments, strict=True)]
+        windows = [part_windows(seg, s.robot_id, s.session_id, length, split, held_out_fraction,
+                                held_out_block_steps) for s, seg in zip(streams, segments, strict=True)]
         counts = np.array([len(w.starts) for w in windows], dtype=np.int64)
         if not counts.any():
             steps = sum(w.steps for w in windows)
@@ -49,13 +49,14 @@ def sample(
     return gather(segments, which, start, length, state.obs_dim, state.act_dim)
 
 
-def split_stats(state: StoreState, length: int, held_out_fraction: float) -> dict[str, SplitStats]:
-    """Windows, episodes and steps of each part (see ``ReplayStore.split_stats``)."""
+def split_stats(state: StoreState, length: int, held_out_fraction: float,
+                held_out_block_steps: int | None) -> dict[str, SplitStats]:
+    """Windows, blocks and steps of each part (see ``ReplayStore.split_stats``)."""
     out = {}
     for part in ("train", "held_out"):
-        windows = [part_windows(s.segments_view(), s.robot_id, s.session_id, length, part, held_out_fraction)
-                   for s in state.ordered()]
-        out[part] = SplitStats(sum(len(w.starts) for w in windows), sum(w.episodes for w in windows),
+        windows = [part_windows(s.segments_view(), s.robot_id, s.session_id, length, part, held_out_fraction,
+                                held_out_block_steps) for s in state.ordered()]
+        out[part] = SplitStats(sum(len(w.starts) for w in windows), sum(w.blocks for w in windows),
                                sum(w.steps for w in windows))
     return out
 

@@ -13,7 +13,7 @@ as the median and the oldest almost never drawn.
 
 Held-out split (``held_out.py``): a ``train`` or ``held_out`` draw numbers only the starts
 whose whole window lies in rows of that part, so a training window never touches a held-out
-episode (nor a row whose episode is unknown) and a held-out window holds nothing else. The
+block (nor a row whose episode is unknown) and a held-out window holds nothing else. The
 per-stream start lists are cached with the stream's rows and rebuilt when they change.
 """
 
@@ -37,7 +37,8 @@ class Segments:
 
     arrays: list[np.ndarray]
     ends: np.ndarray  # ends[k] = number of rows in arrays[0..k]
-    # (fraction,) -> (parts, episode) and (fraction, part, length) -> PartWindows; valid while the rows are.
+    # (fraction, block_steps) -> (parts, block) and (fraction, block_steps, part, length) -> PartWindows;
+    # valid while the rows are.
     cache: dict = field(default_factory=dict)
 
     @property
@@ -53,7 +54,7 @@ class SplitStats:
     """How much of a store one part (``train`` or ``held_out``) holds, for windows of one length."""
 
     windows: int  # valid window starts
-    episodes: int  # distinct episodes with at least one window starting in them
+    blocks: int  # distinct held-out blocks (or training blocks) with at least one window starting in them
     steps: int  # rows in this part
 
 
@@ -62,28 +63,30 @@ class PartWindows:
     """The windows of one length lying wholly in one part of a stream's rows."""
 
     starts: np.ndarray  # start rows, ascending
-    episodes: int  # distinct episodes those windows start in
+    blocks: int  # distinct blocks those windows start in
     steps: int  # rows of the stream in this part
 
 
-def _row_parts(seg: Segments, robot_id: str, session_id: str, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    if (fraction,) not in seg.cache:
-        seg.cache[(fraction,)] = (row_parts(robot_id, session_id, seg.column("seq"), seg.column("flags"), fraction)
-                                  if seg.arrays else (np.empty(0, np.uint8), np.empty(0, np.int64)))
-    return seg.cache[(fraction,)]
+def _row_parts(seg: Segments, robot_id: str, session_id: str, fraction: float,
+               block_steps: int | None) -> tuple[np.ndarray, np.ndarray]:
+    key = (fraction, block_steps)
+    if key not in seg.cache:
+        seg.cache[key] = (row_parts(robot_id, session_id, seg.column("seq"), seg.column("flags"), fraction, block_steps)
+                          if seg.arrays else (np.empty(0, np.uint8), np.empty(0, np.int64)))
+    return seg.cache[key]
 
 
 def part_windows(seg: Segments, robot_id: str, session_id: str, length: int, part: str,
-                 fraction: float) -> PartWindows:
+                 fraction: float, block_steps: int | None) -> PartWindows:
     """The stream's ``length``-row windows inside ``part`` (``train`` or ``held_out``), cached."""
-    key = (fraction, part, length)
+    key = (fraction, block_steps, part, length)
     if key not in seg.cache:
-        parts, episode = _row_parts(seg, robot_id, session_id, fraction)
+        parts, block = _row_parts(seg, robot_id, session_id, fraction, block_steps)
         inside = parts == PART_CODES[part]
         # outside[i] = rows before i that are not in the part: a window is clean when none is.
         outside = np.concatenate([[0], np.cumsum(~inside, dtype=np.int64)])
         starts = np.flatnonzero(outside[length:] == outside[: len(outside) - length])
-        seg.cache[key] = PartWindows(starts, len(np.unique(episode[starts])), int(inside.sum()))
+        seg.cache[key] = PartWindows(starts, len(np.unique(block[starts])), int(inside.sum()))
     return seg.cache[key]
 
 

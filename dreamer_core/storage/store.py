@@ -27,7 +27,7 @@ from dreamer_core.spec import PolicySpec
 
 from . import reader
 from .errors import ReplayStoreError
-from .held_out import check_fraction
+from .held_out import check_block_steps, check_fraction
 from .layout import STORE_JSON, WriterLock
 from .metadata import StoreMeta, read_store_meta, write_store_meta
 from .records import AddResult, Transition
@@ -269,6 +269,7 @@ class ReplayStore:
         recency: float = 0.0,
         split: Literal["all", "train", "held_out"] = "all",
         held_out_fraction: float | None = None,
+        held_out_block_steps: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Draw ``batch_size`` sequences of ``length`` contiguous steps, each from one session.
 
@@ -278,9 +279,10 @@ class ReplayStore:
         ``recency`` in [0, 1] is the share of sequences drawn with a bias to new data
         (see ``dreamer_core.storage.sampler``). Same seed and same data give the same batch.
 
-        ``split``: ``"all"`` draws from every row; ``"train"`` only from rows of episodes that
-        are not held out, ``"held_out"`` only from held-out episodes, by the rule of
-        ``dreamer_core.storage.held_out`` with ``held_out_fraction`` (required for them).
+        ``split``: ``"all"`` draws from every row; ``"train"`` only from rows of blocks that
+        are not held out, ``"held_out"`` only from held-out blocks, by the rule of
+        ``dreamer_core.storage.held_out`` with ``held_out_fraction`` (required for them) and
+        ``held_out_block_steps`` (None: a block is a whole episode).
         """
         if batch_size < 1 or length < 1:
             raise ValueError(f"batch_size and length must be >= 1, got {batch_size} and {length}")
@@ -290,7 +292,8 @@ class ReplayStore:
             raise ValueError("pass either seed or rng, not both")
         fraction = self._split_fraction(split, held_out_fraction)
         rng = rng if rng is not None else np.random.default_rng(seed)
-        return reader.sample(self._state, batch_size, length, rng, recency, split, fraction)
+        return reader.sample(self._state, batch_size, length, rng, recency, split, fraction,
+                             check_block_steps(held_out_block_steps))
 
     @staticmethod
     def _split_fraction(split: str, held_out_fraction: float | None) -> float:
@@ -303,12 +306,14 @@ class ReplayStore:
         return check_fraction(held_out_fraction)
 
     @_locked
-    def split_stats(self, length: int, held_out_fraction: float) -> dict[str, SplitStats]:
+    def split_stats(self, length: int, held_out_fraction: float,
+                    held_out_block_steps: int | None = None) -> dict[str, SplitStats]:
         """For ``"train"`` and ``"held_out"``: how many ``length``-step windows ``sample`` can draw
-        from that part, how many episodes they start in and how many rows the part holds."""
+        from that part, how many blocks they start in and how many rows the part holds."""
         if length < 1:
             raise ValueError(f"length must be >= 1, got {length}")
-        return reader.split_stats(self._state, length, check_fraction(held_out_fraction))
+        return reader.split_stats(self._state, length, check_fraction(held_out_fraction),
+                                  check_block_steps(held_out_block_steps))
 
     def iter_steps(
         self, robot_id: str | None = None, session_id: str | None = None

@@ -19,7 +19,7 @@ def robot():
     config = load_robot_config("a1_sim")
     # Lenient gate: these tests are about the loop; the gate itself is tested in test_trust_rules.py and
     # test_model_trust.py. Half the episodes are held out so that every store here has some.
-    lenient = {"min_skill": -1e6, "max_disagreement_ratio": 1e6, "held_out_fraction": 0.5, "min_held_out_episodes": 1}
+    lenient = {"min_skill": -1e6, "max_disagreement_ratio": 1e6, "held_out_fraction": 0.5, "min_held_out_blocks": 1}
     return config.model_copy(update={"trust": config.trust.model_copy(update=lenient)})
 
 
@@ -166,6 +166,30 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit_the_run(tmp_path, robot, 
     assert "policy spec hash: checkpoint" in str(exc.value) or "preset" in expected
     # The same run resumes.
     LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None).close()
+
+
+def _held_out(robot, **update):
+    return robot.model_copy(update={"trust": robot.trust.model_copy(update=update)})
+
+
+def test_resume_refuses_a_held_out_rule_that_would_count_trained_on_data_as_held_out(tmp_path, robot):
+    first = LearnerRunner(_held_out(robot, held_out_fraction=0.3), settings(tmp_path, private_key=None),
+                          log=lambda _: None)
+    first.checkpoint()
+    first.close()
+    for change, expected in (({"held_out_fraction": 0.4}, "trust.held_out_fraction: checkpoint 0.3, robot config 0.4"),
+                             ({"held_out_fraction": 0.3, "held_out_block_steps": None},
+                              "trust.held_out_block_steps: checkpoint 250, robot config None")):
+        with pytest.raises(ValueError, match="refusing to resume") as exc:
+            LearnerRunner(_held_out(robot, **change), settings(tmp_path, private_key=None), log=lambda _: None)
+        assert expected in str(exc.value)
+    # A lower fraction only releases held-out blocks for training: it resumes, and is the run's from then on.
+    lower = LearnerRunner(_held_out(robot, held_out_fraction=0.2), settings(tmp_path, private_key=None),
+                          log=lambda _: None)
+    lower.checkpoint()
+    lower.close()
+    with pytest.raises(ValueError, match=r"trust\.held_out_fraction: checkpoint 0\.2, robot config 0\.3"):
+        LearnerRunner(_held_out(robot, held_out_fraction=0.3), settings(tmp_path, private_key=None), log=lambda _: None)
 
 
 def test_a_replay_store_of_another_layout_is_refused_naming_both(tmp_path, robot):

@@ -1,5 +1,6 @@
-"""Held-out episodes: a training batch never holds a row of one, a held-out batch nothing else, and
-the assignment survives reopening, new sessions, eviction and episodes still running."""
+"""Held-out blocks (pieces of episodes, or whole ones): a training batch never holds a row of one, a
+held-out batch nothing else, and the assignment survives reopening, new sessions, eviction and
+episodes still running."""
 
 from __future__ import annotations
 
@@ -10,16 +11,22 @@ from hypothesis import strategies as st
 from replay_support import ACT, OBS, make, session_tag
 
 from dreamer_core.storage import NotEnoughDataError, ReplayStore
-from dreamer_core.storage.held_out import episode_score, is_held_out
+from dreamer_core.storage.held_out import block_score, is_held_out
 
 FRACTION = 0.3
 SESSIONS = ("a", "b", "c")
 
 
-def held_out_rows(sessions: dict[str, int], episode: int) -> set[tuple[float, int]]:
-    """(session tag, seq) of every row of a held-out episode, from the rule itself."""
+def block_start(seq: int, episode: int, block: int | None) -> int:
+    """The seq a row's block starts at: its episode's first row, or the last multiple of ``block`` after it."""
+    start = seq - seq % episode
+    return start if block is None else max(start, seq - seq % block)
+
+
+def held_out_rows(sessions: dict[str, int], episode: int, block: int | None = None) -> set[tuple[float, int]]:
+    """(session tag, seq) of every row of a held-out block, from the rule itself."""
     return {(session_tag(name), seq) for name, count in sessions.items() for seq in range(count)
-            if is_held_out("robot", name, seq - seq % episode, FRACTION)}
+            if is_held_out("robot", name, block_start(seq, episode, block), FRACTION)}
 
 
 def rows_of(batch: dict[str, np.ndarray]) -> set[tuple[float, int]]:
@@ -32,12 +39,12 @@ def fill(store: ReplayStore, sessions: dict[str, int], episode: int, start: int 
             store.add(make(seq, session=name, episode=episode))
 
 
-def test_the_rule_is_a_fixed_function_of_the_episode_identity():
-    assert episode_score("robot", "a", 40) == episode_score("robot", "a", 40)
-    scores = [episode_score("robot", "a", seq) for seq in range(0, 20_000, 10)]
+def test_the_rule_is_a_fixed_function_of_the_block_identity():
+    assert block_score("robot", "a", 40) == block_score("robot", "a", 40)
+    scores = [block_score("robot", "a", seq) for seq in range(0, 20_000, 10)]
     assert all(0.0 <= s < 1.0 for s in scores)
     assert np.mean(np.array(scores) < FRACTION) == pytest.approx(FRACTION, abs=0.03)
-    assert episode_score("robot", "a", 40) != episode_score("robot", "b", 40)
+    assert block_score("robot", "a", 40) != block_score("robot", "b", 40)
     assert not is_held_out("robot", "a", 40, 0.0)
 
 
@@ -56,7 +63,30 @@ def test_training_batches_never_touch_a_held_out_episode(tmp_path):
     assert len(rows_of(train)) > 0.8 * (sum(sessions.values()) - len(held))
     assert stats["held_out"].steps == len(held)
     assert stats["train"].steps + stats["held_out"].steps == sum(sessions.values())
-    assert stats["held_out"].episodes == len({(tag, seq - seq % 20) for tag, seq in held})
+    assert stats["held_out"].blocks == len({(tag, seq - seq % 20) for tag, seq in held})
+
+
+def test_long_episodes_are_held_out_in_blocks(tmp_path):
+    sessions = {"a": 1000, "b": 730}  # episodes of 300 steps cut into blocks of 64 (an episode start splits one)
+    held = held_out_rows(sessions, episode=300, block=64)
+    whole = held_out_rows(sessions, episode=300)
+    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=32) as store:
+        fill(store, sessions, episode=300)
+        train = store.sample(3000, 8, seed=1, split="train", held_out_fraction=FRACTION, held_out_block_steps=64)
+        held_out = store.sample(3000, 8, seed=2, split="held_out", held_out_fraction=FRACTION,
+                                held_out_block_steps=64)
+        stats = store.split_stats(8, FRACTION, held_out_block_steps=64)
+        whole_stats = store.split_stats(8, FRACTION)
+    assert rows_of(train).isdisjoint(held) and rows_of(held_out) <= held
+    assert len(rows_of(held_out)) > 0.8 * len(held)
+    blocks = {(tag, block_start(seq, 300, 64)) for tag, seq in held}
+    assert stats["held_out"].steps == len(held) and stats["held_out"].blocks == len(blocks)
+    # Seven whole episodes are at most 7 held-out units; their 33 blocks give about FRACTION of 33.
+    assert whole_stats["held_out"].steps == len(whole) and whole_stats["held_out"].blocks <= 7
+    assert 4 <= len(blocks) <= 16
+    # A block that starts an episode has the episode's identity: the same draw as the whole episode.
+    for tag, seq in {(t, s - s % 300) for t, s in held | whole}:
+        assert ((tag, seq) in held) == ((tag, seq) in whole)
 
 
 def test_windows_never_cross_from_one_part_into_the_other(tmp_path):
@@ -71,28 +101,29 @@ def test_windows_never_cross_from_one_part_into_the_other(tmp_path):
 
 
 @settings(max_examples=10)
-@given(st.integers(1, 30), st.integers(0, 3), st.integers(40, 200))
-def test_the_assignment_is_stable_across_reopen_new_data_and_eviction(episode, new_sessions, extra):
+@given(st.integers(1, 30), st.integers(0, 3), st.integers(40, 200), st.sampled_from([None, 7]))
+def test_the_assignment_is_stable_across_reopen_new_data_and_eviction(episode, new_sessions, extra, block):
     import tempfile
 
+    split = {"held_out_fraction": FRACTION, "held_out_block_steps": block}
     with tempfile.TemporaryDirectory() as tmp:
         first = {"a": 150}
         with ReplayStore(tmp, obs_dim=OBS, act_dim=ACT, chunk_length=16) as store:
             fill(store, first, episode)
-            before = held_out_rows(first, episode)
-            assert store.split_stats(1, FRACTION)["held_out"].steps == len(before)
+            before = held_out_rows(first, episode, block)
+            assert store.split_stats(1, FRACTION, block)["held_out"].steps == len(before)
             if before:
-                assert rows_of(store.sample(400, 1, seed=0, split="held_out", held_out_fraction=FRACTION)) <= before
+                assert rows_of(store.sample(400, 1, seed=0, split="held_out", **split)) <= before
         more = {"a": first["a"] + extra, **{f"n{i}": extra for i in range(new_sessions)}}
         # Reopened with a capacity that evicts the oldest chunks of "a".
         with ReplayStore(tmp, obs_dim=OBS, act_dim=ACT, chunk_length=16, capacity_steps=200) as store:
             fill(store, {"a": more["a"]}, episode, start=first["a"])
             fill(store, {k: v for k, v in more.items() if k != "a"}, episode)
             reader = ReplayStore(tmp, readonly=True)
-            train = rows_of(reader.sample(3000, 1, seed=1, split="train", held_out_fraction=FRACTION))
+            train = rows_of(reader.sample(3000, 1, seed=1, split="train", **split))
             reader.close()
     assert train.isdisjoint(before)
-    assert train.isdisjoint(held_out_rows(more, episode))
+    assert train.isdisjoint(held_out_rows(more, episode, block))
 
 
 def test_rows_whose_episode_start_was_evicted_are_in_neither_part(tmp_path):
@@ -118,6 +149,8 @@ def test_errors_name_the_problem(tmp_path):
             store.sample(2, 10, split="held_out", held_out_fraction=fraction)
         with pytest.raises(ValueError, match="needs held_out_fraction"):
             store.sample(2, 10, split="train")
+        with pytest.raises(ValueError, match="held_out_block_steps must be >= 1"):
+            store.split_stats(10, 0.2, held_out_block_steps=0)
         with pytest.raises(ValueError, match=r"held_out_fraction must be in \[0, 1\)"):
             store.sample(2, 10, split="train", held_out_fraction=1.0)
         with pytest.raises(ValueError, match="split must be"):

@@ -1,5 +1,5 @@
 """Model trust on hand-made numbers: skill against the baselines, the horizon rule, each reason of the
-promotion rule, over-optimism from held-out episodes, and the robot config's trust section."""
+promotion rule, over-optimism from real episodes, and the robot config's trust section."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from dreamer_core.algorithms.trust.optimism import MIN_STEPS_FOR_OVER_OPTIMISM
 from dreamer_core.algorithms.trust.skill import skill, skill_curves
 from dreamer_core.robots.config import ConfigError, TrustConfig, parse_robot_config
 from dreamer_core.storage import ReplayStore, Transition
-from dreamer_core.storage.held_out import is_held_out
 
 K = 4
 
@@ -54,11 +53,11 @@ def test_horizon_is_the_last_k_whose_skill_reaches_the_floor(reward, cont, h_max
     assert skill_horizon(reward, cont, floor=0.2, h_min=2, h_max=h_max) == expected
 
 
-def measured(reward_skill=0.5, continue_skill=0.5, ratio=1.2, episodes=10, pairs=100, horizon=3) -> Measurements:
+def measured(reward_skill=0.5, continue_skill=0.5, ratio=1.2, blocks=10, pairs=100, horizon=3) -> Measurements:
     def part(r, c, q):
         return ({"count": [pairs] * K}, {"reward": [r] * K, "continue": [c] * K},
                 {"disagreement_ratio_reward": q, "disagreement_ratio_dynamics": q / 2, "imagined_reward_per_step": 0.3})
-    m = Measurements(episodes, horizon)
+    m = Measurements(blocks, horizon)
     for name, (errors, curves, imagination) in (("held_out", part(reward_skill, continue_skill, ratio)),
                                                 ("train", part(0.7, 0.7, 1.0))):
         m.errors[name], m.skill[name], m.imagination[name] = errors, curves, imagination
@@ -66,7 +65,7 @@ def measured(reward_skill=0.5, continue_skill=0.5, ratio=1.2, episodes=10, pairs
 
 
 TRUST = TrustConfig(open_loop_steps=K, min_skill=0.1, max_disagreement_ratio=2.0, horizon_min=2, horizon_max=4,
-                    min_held_out_episodes=4)
+                    min_held_out_blocks=4)
 
 
 def test_a_candidate_within_every_threshold_is_promoted_with_its_numbers():
@@ -76,7 +75,7 @@ def test_a_candidate_within_every_threshold_is_promoted_with_its_numbers():
     assert report.metrics["disagreement_ratio"] == 1.2
     assert report.metrics["disagreement_ratio_gap"] == pytest.approx(-0.2)
     assert report.curves["skill_reward"] == [0.5] * K and report.curves["skill_continue_train"] == [0.7] * K
-    assert report.thresholds == {"min_held_out_episodes": 4.0, "min_skill": 0.1, "max_disagreement_ratio": 2.0}
+    assert report.thresholds == {"min_held_out_blocks": 4.0, "min_skill": 0.1, "max_disagreement_ratio": 2.0}
     assert report.summary == "skill 0.50/0.50 >= 0.1 at k=3, disagreement 1.20x <= 2x"
     evaluation = report.evaluation()
     assert evaluation["skill_reward"] == [0.5] * K and evaluation["imagined_reward_per_step"] == 0.3
@@ -86,7 +85,7 @@ def test_a_candidate_within_every_threshold_is_promoted_with_its_numbers():
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"episodes": 3}, "too little held-out data: 3 episodes < 4"),
+        ({"blocks": 3}, "too little held-out data: 3 blocks < 4"),
         ({"pairs": 0}, "no held-out window spans 3 steps of one episode"),
         ({"reward_skill": 0.05}, "reward skill 0.05 < 0.1 at k=3"),
         ({"continue_skill": -1.5}, "continue skill -1.50 < 0.1 at k=3"),
@@ -111,27 +110,30 @@ def test_the_skill_horizon_follows_the_held_out_curve():
 def test_the_trust_section_refuses_retired_keys_and_bad_horizons():
     with pytest.raises(ConfigError, match=r"trust: max_reward_error: no longer a trust key.*min_skill"):
         parse_robot_config({"trust": {"max_reward_error": 2.0}}, "cfg.yaml")
+    with pytest.raises(ConfigError, match=r"min_held_out_episodes: no longer a trust key.*min_held_out_blocks"):
+        parse_robot_config({"trust": {"min_held_out_episodes": 4}}, "cfg.yaml")
+    with pytest.raises(ValueError, match="held_out_block_steps"):
+        TrustConfig(held_out_block_steps=0)
     with pytest.raises(ValueError, match=r"horizon_max .* <= open_loop_steps"):
         TrustConfig(open_loop_steps=10, horizon_max=12)
     with pytest.raises(ValueError, match="held_out_fraction"):
         TrustConfig(held_out_fraction=0.0)
 
 
-def test_over_optimism_comes_from_held_out_episodes_of_the_version(tmp_path):
-    fraction = 0.5
+def test_over_optimism_comes_from_whole_episodes_of_the_version(tmp_path):
     with ReplayStore(tmp_path / "replay", obs_dim=2, act_dim=1) as store:
         expected: dict[int, list[float]] = {}
         for seq in range(600):
             start = seq - seq % 20
-            version = 1 if seq < 300 else 2
+            version = 1 if seq < 310 else 2  # the episode of seqs 300..319 ran both: it counts for neither
             reward = 0.0 if seq == start else float(version) + (seq % 3)
             store.add(Transition(robot_id="a1", session_id="s", seq=seq, obs=np.zeros(2, np.float32),
                                  action=np.zeros(1, np.float32), reward=reward, is_first=seq == start,
                                  is_last=seq % 20 == 19, is_terminal=False, policy_version=version))
-            if seq != start and is_held_out("a1", "s", start, fraction):
+            if seq != start and start != 300:
                 expected.setdefault(version, []).append(reward)
-        real = real_reward_by_version(store, fraction)
-    assert set(real) == set(expected)
+        real = real_reward_by_version(store)
+    assert set(real) == {1, 2}
     for version, rewards in expected.items():
         assert real[version] == (pytest.approx(np.mean(rewards)), len(rewards))
 

@@ -1,7 +1,7 @@
 """Model trust: may a candidate policy go to the robot, and did the last one deliver?
 
-Every measure runs on held-out episodes the model never trained on (the split is the replay
-store's, ``dreamer_core.storage.held_out``), and again on training windows for the gap:
+Every measure runs on held-out blocks of episodes the model never trained on (the split is the
+replay store's, ``dreamer_core.storage.held_out``), and again on training windows for the gap:
 
 - ``skill``: open-loop reward and continue error for k = 1..K against the batch mean and
   persistence baselines;

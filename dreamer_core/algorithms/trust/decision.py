@@ -2,7 +2,7 @@
 
 A candidate is promoted only when every check passes (docs/model_trust.md):
 
-1. enough held-out data: at least ``trust.min_held_out_episodes`` held-out episodes;
+1. enough held-out data: at least ``trust.min_held_out_blocks`` held-out blocks (pieces of episodes);
 2. reward and continue **skill** at the candidate's imagination horizon H (the model's k-step
    open-loop error against the better of two baselines, on held-out windows) reach
    ``trust.min_skill``;
@@ -33,7 +33,7 @@ PARTS = ("held_out", "train")
 class Measurements:
     """Everything measured about one candidate (per part: ``held_out`` and ``train``)."""
 
-    held_out_episodes: int
+    held_out_blocks: int
     horizon: int  # the imagination horizon the candidate was trained with
     errors: dict[str, dict] = field(default_factory=dict)  # part -> open_loop_errors(...)
     skill: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # part -> {"reward", "continue"}
@@ -69,9 +69,9 @@ class TrustReport:
 
 
 def measure(agent: Agent, held_out: dict[str, np.ndarray], train: dict[str, np.ndarray], trust: TrustConfig,
-            held_out_episodes: int, horizon: int, seed: int = 0) -> Measurements:
+            held_out_blocks: int, horizon: int, seed: int = 0) -> Measurements:
     """Skill curves and imagination measures of the agent on a held-out and a training batch."""
-    m = Measurements(held_out_episodes, horizon)
+    m = Measurements(held_out_blocks, horizon)
     for part, batch in (("held_out", held_out), ("train", train)):
         m.errors[part] = open_loop_errors(agent, batch, trust.open_loop_steps, seed)
         m.skill[part] = skill_curves(m.errors[part])
@@ -80,14 +80,14 @@ def measure(agent: Agent, held_out: dict[str, np.ndarray], train: dict[str, np.n
 
 
 def thresholds_of(trust: TrustConfig) -> dict[str, float]:
-    return {"min_held_out_episodes": float(trust.min_held_out_episodes), "min_skill": trust.min_skill,
+    return {"min_held_out_blocks": float(trust.min_held_out_blocks), "min_skill": trust.min_skill,
             "max_disagreement_ratio": trust.max_disagreement_ratio}
 
 
-def too_little_data(held_out_episodes: int, trust: TrustConfig, horizon: int) -> TrustReport:
+def too_little_data(held_out_blocks: int, trust: TrustConfig, horizon: int) -> TrustReport:
     """The refusal when the held-out data cannot judge a model (nothing else is measured)."""
-    reason = f"too little held-out data: {held_out_episodes} episodes < {trust.min_held_out_episodes}"
-    return TrustReport(False, [reason], {"held_out_episodes": float(held_out_episodes), "horizon": float(horizon)},
+    reason = f"too little held-out data: {held_out_blocks} blocks < {trust.min_held_out_blocks}"
+    return TrustReport(False, [reason], {"held_out_blocks": float(held_out_blocks), "horizon": float(horizon)},
                        {}, thresholds_of(trust), horizon)
 
 
@@ -98,10 +98,10 @@ def disagreement_ratio(imagination: dict[str, float]) -> float:
 
 def decide(m: Measurements, trust: TrustConfig, preset_horizon: int) -> TrustReport:
     """Apply the rule of the module docstring; also choose the next imagination horizon."""
-    if m.held_out_episodes < trust.min_held_out_episodes:
-        return too_little_data(m.held_out_episodes, trust, m.horizon)
+    if m.held_out_blocks < trust.min_held_out_blocks:
+        return too_little_data(m.held_out_blocks, trust, m.horizon)
     k = m.horizon
-    metrics: dict[str, float] = {"held_out_episodes": float(m.held_out_episodes), "horizon": float(k),
+    metrics: dict[str, float] = {"held_out_blocks": float(m.held_out_blocks), "horizon": float(k),
                                  "held_out_pairs": float(m.errors["held_out"]["count"][k - 1])}
     curves: dict[str, list[float]] = {}
     for part in PARTS:

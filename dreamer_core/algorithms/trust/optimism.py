@@ -1,9 +1,10 @@
 """Over-optimism: what the model promised for a deployed version against what the robot then got.
 
 When a version is promoted the learner keeps its imagined reward per step (from held-out
-episode starts). Once the robot has run that version, its held-out episodes say what it really
-collected. Reported (TensorBoard, decisions, the learner state), not gated by the learner: it is
-known only after the version has run; the robot's canary acts on it.
+episode starts). Once the robot has run that version, its episodes say what it really collected
+(all of them: what the robot got does not depend on which blocks the learner holds out).
+Reported (TensorBoard, decisions, the learner state), not gated by the learner: it is known only
+after the version has run; the robot's canary acts on it.
 """
 
 from __future__ import annotations
@@ -11,20 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dreamer_core.storage.episodes import episodes
-from dreamer_core.storage.held_out import is_held_out
 
 # Real steps of a policy version before its over-optimism is reported (noise below that).
 MIN_STEPS_FOR_OVER_OPTIMISM = 200
 
 
-def real_reward_by_version(store, held_out_fraction: float) -> dict[int, tuple[float, int]]:
+def real_reward_by_version(store) -> dict[int, tuple[float, int]]:
     """Mean real reward per step (episode-start rows excluded) and step count per policy version,
-    over the held-out episodes of a replay store that one version ran from start to end."""
+    over the episodes of a replay store that one version ran from start to end."""
     sums: dict[int, list[float]] = {}
     for ep in episodes(store.iter_steps()):
         if not ep.started or ep.mixed_versions or ep.steps < 2:
-            continue
-        if not is_held_out(ep.robot_id, ep.session_id, ep.first_seq, held_out_fraction):
             continue
         acc = sums.setdefault(ep.policy_version, [0.0, 0])
         acc[0] += ep.ret  # the first row's reward is 0 by convention: nothing was received yet
