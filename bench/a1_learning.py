@@ -16,7 +16,10 @@ so the budget and train ratio decide the wall time: updates ≈ train_ratio · s
 Defaults: 5 robot-minutes (15,000 steps at 50 Hz) at train ratio 64 = 937 `xs` updates.
 
 Usage: python bench/a1_learning.py [--robot-minutes 5] [--train-ratio 64] [--preset xs]
+       [--preset-set KEY=VALUE ...] [--trust-set KEY=VALUE ...]
        [--run-dir DIR] [--keys-dir runs/keys] [--ros-domain-id 215] [--wall-limit-minutes 90]
+`--preset-set disagreement_penalty=1.0` or `--trust-set horizon=skill` compare a variant with the
+defaults on the same budget (values are YAML: numbers, words, null).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from dreamer_core.config import load_agent_config
 from dreamer_core.deploy import generate_keypair
 from dreamer_core.report.robot_time import return_by_robot_minute, robot_minutes_at_end
 from dreamer_core.report.run_data import load_run
-from dreamer_core.robots.config import load_robot_config, resolve_config_path
+from dreamer_core.robots.config import TrustConfig, load_robot_config, resolve_config_path
 from dreamer_core.storage import ReplayStore, ReplayStoreError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,11 +56,13 @@ def write_inputs(args, run_dir: Path) -> tuple[Path, Path, Path]:
     """The bench's preset (train ratio), robot config (watchdog slack) and params file."""
     inputs = run_dir.parent / f"{run_dir.name}-inputs"
     inputs.mkdir(parents=True, exist_ok=True)
-    preset = load_agent_config(args.preset, {"train_ratio": args.train_ratio}).model_dump(mode="json")
+    overrides = {**args.preset_set, "train_ratio": args.train_ratio}
+    preset = load_agent_config(args.preset, overrides).model_dump(mode="json")
     preset_path = inputs / "preset.yaml"
     preset_path.write_text(yaml.safe_dump(preset))
     robot = yaml.safe_load(resolve_config_path(args.robot).read_text())
     robot["safety"]["stale_sensor_periods"] = STALE_SENSOR_PERIODS
+    robot["trust"] = TrustConfig(**{**robot.get("trust", {}), **args.trust_set}).model_dump(mode="json")
     robot_path = inputs / "robot.yaml"
     robot_path.write_text(yaml.safe_dump(robot, sort_keys=False))
     params = {
@@ -68,6 +73,17 @@ def write_inputs(args, run_dir: Path) -> tuple[Path, Path, Path]:
     params_path = inputs / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
     return preset_path, robot_path, params_path
+
+
+def key_values(pairs: list[str], option: str) -> dict:
+    """``KEY=VALUE`` options as a dict, each value read as YAML."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{option} {pair!r}: expected KEY=VALUE, e.g. {option} disagreement_penalty=1.0")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def stored_steps(replay: Path) -> int:
@@ -138,14 +154,24 @@ def main() -> int:
     parser.add_argument("--ros-domain-id", type=int, default=215,
                         help="ROS_DOMAIN_ID of the run (default 215: outside the tests' 1..200), discovery localhost")
     parser.add_argument("--wall-limit-minutes", type=float, default=90.0, help="stop the stack after this long")
+    parser.add_argument("--preset-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="preset key for this run, e.g. disagreement_penalty=1.0 (repeatable)")
+    parser.add_argument("--trust-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="robot config trust key for this run, e.g. horizon=skill (repeatable)")
     args = parser.parse_args()
+    args.preset_set = key_values(args.preset_set, "--preset-set")
+    args.trust_set = key_values(args.trust_set, "--trust-set")
 
     run_dir = args.run_dir or REPO / "runs" / f"a1_learning-{datetime.now():%Y%m%d-%H%M%S}"
     if run_dir.exists():
         parser.error(f"--run-dir {run_dir} exists; give a new directory")
     rate = load_robot_config(args.robot).control_rate_hz
     budget_steps = round(args.robot_minutes * 60 * rate)
-    agent = load_agent_config(args.preset)
+    try:
+        agent = load_agent_config(args.preset, args.preset_set)
+        TrustConfig(**args.trust_set)
+    except ValueError as exc:  # a --preset-set or --trust-set the configs refuse
+        parser.error(str(exc))
     updates = int(args.train_ratio * budget_steps / (agent.batch_size * agent.seq_len))
     print(f"budget {args.robot_minutes:g} robot-minutes = {budget_steps} steps at {rate:g} Hz; train ratio "
           f"{args.train_ratio:g} ({args.preset}, {agent.batch_size}x{agent.seq_len}): about {updates} updates; "

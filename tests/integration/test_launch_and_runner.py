@@ -351,7 +351,7 @@ def test_a_node_with_a_bad_robot_config_exits_with_one_line(tmp_path, ros_env):
     assert "Traceback" not in result.stderr and not (tmp_path / "replay").exists()
 
 
-def test_progress_line_shows_real_return_version_and_last_decision():
+def test_progress_line_shows_real_return_version_last_decision_and_robot_verdict():
     from dreamer_ros.stack_launcher import progress_line
 
     assert progress_line({}) == ("policy v- | return - | last decision: - | episodes - swaps - watchdog - | "
@@ -365,6 +365,11 @@ def test_progress_line_shows_real_return_version_and_last_decision():
     assert progress_line(latest) == (
         "policy v3 (canary v4 2/5 episodes) | return 812.46 (v3, last 10) | last decision: v4 held back: "
         + "x" * 90 + "… | episodes 41 swaps 2 watchdog ok | replay 996 steps | learner 120 updates")
+    latest["control_node"]["last_verdict"] = "v3 rolled back to v2: return 629.65 < 3529.02"
+    assert progress_line(latest) == (
+        "policy v3 (canary v4 2/5 episodes) | return 812.46 (v3, last 10) | last decision: v4 held back: "
+        + "x" * 90 + "… | robot: v3 rolled back to v2: return 629.65 < 3529.02 | episodes 41 swaps 2 watchdog ok "
+        "| replay 996 steps | learner 120 updates")
 
 
 def test_learner_node_with_a_missing_key_names_it_and_the_command(tmp_path, ros_env):

@@ -196,7 +196,8 @@ class DiagnosticsWatcher:
 
 def progress_line(latest: dict[str, dict[str, str]]) -> str:
     """The progress line from the newest diagnostics per node: what runs and how well it does, the
-    learner's last decision and why, the counters; "-" for what a node has not reported (yet)."""
+    learner's last decision and why, the robot's last verdict on a version, the counters; "-" for
+    what a node has not reported (yet)."""
     c, r, learner = (latest.get(name, {}) for name in ("control_node", "replay_node", "learner_node"))
     canary = c.get("canary", "none") or "none"
     running = f"policy v{_text(c, 'policy_version')}" + ("" if canary == "none" else f" (canary {canary})")
@@ -205,10 +206,17 @@ def progress_line(latest: dict[str, dict[str, str]]) -> str:
     decision = _text(learner, "last_decision")
     reason = learner.get("last_decision_reason", "")
     if decision != "-" and reason:
-        decision += f": {reason[:REASON_CHARS]}{'…' if len(reason) > REASON_CHARS else ''}"
+        decision += f": {_cut(reason)}"
+    # The robot's newest verdict on a version (canary passed, rolled back, forced, blocked), once it has one.
+    verdict = c.get("last_verdict", "")
+    decision += f" | robot: {_cut(verdict)}" if verdict else ""
     return (f"{running} | {real} | last decision: {decision} | episodes {_count(c, 'episodes')} "
             f"swaps {_count(c, 'swaps')} watchdog {_text(c, 'watchdog')} | replay {_count(r, 'steps')} steps "
             f"| learner {_count(learner, 'updates')} updates")
+
+
+def _cut(text: str) -> str:
+    return f"{text[:REASON_CHARS]}{'…' if len(text) > REASON_CHARS else ''}"
 
 
 def _text(values: dict[str, str], key: str, number: bool = False) -> str:
