@@ -21,11 +21,10 @@ the held-out fraction. So
 An episode starts at a row flagged ``is_first`` (the writer also flags a session's first row,
 a row after a seq gap and a row after ``is_last``). Rows before the first such row of a stream
 belong to an episode whose first row was evicted; those rows are neither trained on nor measured
-(:data:`UNKNOWN`). A block
-that starts at an episode's first row has the episode's identity, so ``block_steps`` None gives
-exactly the whole-episode assignment. Lowering the fraction only releases held-out blocks for
-training; raising it, or changing ``block_steps``, would count data a model has trained on as
-held out (the learner refuses to resume then, see docs/model_trust.md).
+(:data:`UNKNOWN`). A block that starts at an episode's first row has the episode's identity, so
+``block_steps`` None gives exactly the whole-episode assignment. Lowering the fraction only
+releases held-out blocks for training; raising it, or changing ``block_steps``, would count data a
+model has trained on as held out (the learner refuses to resume then, see docs/model_trust.md).
 """
 
 from __future__ import annotations
