@@ -1,8 +1,8 @@
 """The canary's verdict: did a newly accepted policy version do as well on the robot as the one before?
 
 Pure functions of episode figures (no threads, no ROS, no torch); the policy manager calls
-:func:`judge` once a canary has finished ``canary.episodes`` complete episodes
-(docs/robot_config.md#canary):
+:func:`judge` once a canary has finished ``canary.episodes`` complete episodes, or earlier when
+:func:`cannot_pass` says the return check is lost already (docs/robot_config.md#canary):
 
 - **return check**: the canary's mean episode return against the previous trusted version's
   recent complete episodes (its *baseline*). A bootstrap percentile interval of the baseline's
@@ -16,6 +16,10 @@ Pure functions of episode figures (no threads, no ROS, no torch); the policy man
 - **over-optimism check**: the manifest's ``imagined_reward_per_step`` (what the learner's model
   expected of the candidate) against the realised reward per step of the canary's episodes; the
   canary fails when the model promised more than ``max_over_optimism`` above what it delivered.
+- **fail fast**: after each complete canary episode, the episodes still to come are counted as
+  the baseline's best episode; when even then the mean would lie below the threshold, the canary
+  is judged at once on the episodes it has (a robot whose new policy falls need not fall
+  ``canary.episodes`` times before it is rolled back).
 - **fail closed**: a check without data (fewer than ``min_baseline_episodes`` baseline episodes;
   no imagined figure) is *not judged* and says why. A canary that neither check can judge is
   rolled back, except when its baseline is the initial policy (v0): then no learned policy has
@@ -97,7 +101,11 @@ def judge(version: int, canary: Sequence[tuple[float, int]], baseline_version: i
         "return_tolerance": config.return_tolerance,
         "max_over_optimism": config.max_over_optimism, "imagined_reward_per_step": imagined,
     }
-    checks = {"return_check": _return_check(mean, baseline_version, baseline, config, rng, values),
+    early = len(canary) < config.episodes
+    if early:  # judged before its episodes are done: cannot_pass found the return check lost already
+        values["best_case_mean"] = _best_case_mean(returns, baseline, config)
+    checks = {"return_check": _return_check(values["best_case_mean"] if early else mean, baseline_version, baseline,
+                                            config, rng, values),
               "over_optimism_check": _optimism_check(realised, imagined, config, values)}
     values.update({name: outcome for name, (outcome, _) in checks.items()})
     outcomes = [outcome for outcome, _ in checks.values()]
@@ -112,27 +120,55 @@ def judge(version: int, canary: Sequence[tuple[float, int]], baseline_version: i
     return Verdict(False, f"cannot be judged: {text}", values)
 
 
+def cannot_pass(canary: Sequence[tuple[float, int]], baseline: Sequence[tuple[float, int]], config: CanaryConfig,
+                rng: np.random.Generator) -> bool:
+    """Whether a canary with fewer than ``config.episodes`` complete episodes fails the return check
+    even if each episode still to come scored the baseline's best return (``rng`` as :func:`judge`
+    gets it, so both draw the same threshold)."""
+    if not canary or len(canary) >= config.episodes or len(baseline) < config.min_baseline_episodes:
+        return False
+    figures = return_threshold(baseline, config, rng)
+    return _best_case_mean([ret for ret, _ in canary], baseline, config) < figures["return_threshold"]
+
+
+def _best_case_mean(returns: Sequence[float], baseline: Sequence[tuple[float, int]], config: CanaryConfig) -> float:
+    best = max(ret for ret, _ in baseline)
+    return (sum(returns) + (config.episodes - len(returns)) * best) / config.episodes
+
+
+def return_threshold(baseline: Sequence[tuple[float, int]], config: CanaryConfig,
+                     rng: np.random.Generator) -> dict[str, float]:
+    """The baseline's figures and the canary's return threshold (needs ``min_baseline_episodes``)."""
+    previous = np.array([ret for ret, _ in baseline], dtype=np.float64)
+    low, high = bootstrap_interval(previous, config.confidence, config.bootstrap_samples, rng)
+    spread, centre = float(previous.std(ddof=1)), float(previous.mean())
+    margin = max(config.return_margin * spread, config.return_tolerance * abs(centre))
+    return {"baseline_mean": centre, "baseline_std": spread, "baseline_low": low, "baseline_high": high,
+            "margin": margin, "return_threshold": low - margin}
+
+
 def _return_check(mean: float, baseline_version: int, baseline: Sequence[tuple[float, int]],
                   config: CanaryConfig, rng: np.random.Generator, values: dict) -> tuple[str, str]:
+    """``mean``: the canary's mean return, or its best case (``values["best_case_mean"]``) when it is
+    judged early."""
     figures = dict.fromkeys(("baseline_mean", "baseline_std", "baseline_low", "baseline_high", "margin",
                              "return_threshold"))
     values.update(figures)
     if len(baseline) < config.min_baseline_episodes:
         return NOT_JUDGED, (f"return not judged: v{baseline_version} has {len(baseline)} complete episodes, "
                             f"{config.min_baseline_episodes} needed")
-    previous = np.array([ret for ret, _ in baseline], dtype=np.float64)
-    low, high = bootstrap_interval(previous, config.confidence, config.bootstrap_samples, rng)
-    spread, centre = float(previous.std(ddof=1)), float(previous.mean())
-    margin = max(config.return_margin * spread, config.return_tolerance * abs(centre))
-    threshold = low - margin
-    values.update(baseline_mean=centre, baseline_std=spread, baseline_low=low, baseline_high=high, margin=margin,
-                  return_threshold=threshold)
-    where = (f"v{baseline_version}'s {config.confidence:.0%} interval low {low:.2f} (mean {centre:.2f}, "
-             f"{len(previous)} episodes) - margin {margin:.2f} (max of {config.return_margin:g} std "
-             f"{spread:.2f}, {config.return_tolerance:.0%} of the mean)")
+    figures = return_threshold(baseline, config, rng)
+    values.update(figures)
+    threshold, margin = figures["return_threshold"], figures["margin"]
+    where = (f"v{baseline_version}'s {config.confidence:.0%} interval low {figures['baseline_low']:.2f} (mean "
+             f"{figures['baseline_mean']:.2f}, {len(baseline)} episodes) - margin {margin:.2f} (max of "
+             f"{config.return_margin:g} std {figures['baseline_std']:.2f}, {config.return_tolerance:.0%} of the mean)")
+    early = "best_case_mean" in values
+    what = (f"return at best {mean:.2f} after {values['episodes']}/{config.episodes} episodes (the rest counted as "
+            f"v{baseline_version}'s best)" if early else f"return {mean:.2f}")
     if mean < threshold:
-        return FAILED, f"return {mean:.2f} < {threshold:.2f} = {where}"
-    return PASSED, f"return {mean:.2f} >= {threshold:.2f} = {where}"
+        return FAILED, f"{what} < {threshold:.2f} = {where}"
+    return PASSED, f"{what} >= {threshold:.2f} = {where}"
 
 
 def _optimism_check(realised: float | None, imagined: float | None, config: CanaryConfig,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamer_core.control.canary import FinishedEpisode, judge
+from dreamer_core.control.canary import FinishedEpisode, cannot_pass, judge
 from dreamer_core.control.policy_events import PolicyEvent
 from dreamer_core.control.version_state import CanaryRecord, VersionState
 from dreamer_core.deploy.errors import BundleRejected
@@ -465,15 +465,17 @@ class PolicyManager:
         return event
 
     def _trial_due(self, version: int):
-        """(canary record, its episodes, its baseline's episodes) when ``version``'s canary is due a verdict."""
+        """(canary record, its episodes, its baseline's episodes) when ``version``'s canary is due a verdict:
+        after its episodes, or as soon as it cannot pass the return check any more."""
         record = self._state.canary
         if record is None or record.version != version or _version(self._active) != version:
             return None
-        episodes = self._state.episodes_of(version)
-        if len(episodes) < self._canary.episodes:
+        pairs = [(e.ret, e.steps) for e in self._state.episodes_of(version)]
+        baseline = [(e.ret, e.steps) for e in self._state.episodes_of(record.baseline)]
+        if len(pairs) < self._canary.episodes and not cannot_pass(pairs, baseline, self._canary,
+                                                                  np.random.default_rng(record.version)):
             return None
-        pairs = [(e.ret, e.steps) for e in episodes]
-        return record, pairs, [(e.ret, e.steps) for e in self._state.episodes_of(record.baseline)]
+        return record, pairs, baseline
 
     def _canary_progress(self) -> str:
         record, version = self._state.canary, _version(self._active)

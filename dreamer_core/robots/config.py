@@ -244,8 +244,9 @@ class TopicsConfig(_Strict):
 class CanaryConfig(_Strict):
     """A newly accepted policy version first runs as a canary (docs/robot_config.md#canary).
 
-    After ``episodes`` complete episodes the control node judges it and swaps back to the previous
-    version by itself when it failed: its mean return lies below the bootstrap interval of the
+    After ``episodes`` complete episodes (or as soon as the rest, each counted as the previous
+    version's best, could not lift its mean over the threshold) the control node judges it and
+    swaps back to the previous version by itself when it failed: its mean return lies below the bootstrap interval of the
     previous version's mean by more than the margin (the larger of ``return_margin`` standard
     deviations of that version's returns and ``return_tolerance`` times its mean's magnitude), or
     its realised reward per step falls short of the manifest's imagined one by more than

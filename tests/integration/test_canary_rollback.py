@@ -102,7 +102,8 @@ def test_a_bad_canary_is_rolled_back_reported_and_refused_again(tmp_path, ros_en
         rolled_back = event(2, "rolled_back")
         assert rolled_back is not None, f"the bad canary passed: {event(2, 'canary_passed').reason}"
         values = json.loads(rolled_back.values_json)
-        assert values["episodes"] == model.canary.episodes and values["return_check"] == "failed"
+        # Judged after its episodes, or earlier once the rest could not lift its mean over the threshold.
+        assert 1 <= values["episodes"] <= model.canary.episodes and values["return_check"] == "failed"
         assert values["return_mean"] < values["return_threshold"] and values["baseline_version"] == 1
         assert values["fallback_version"] == 1 and rolled_back.reason.startswith("return ")
         assert rolled_back.robot_id == model.robot_id

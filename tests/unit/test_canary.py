@@ -12,7 +12,7 @@ import pytest
 from thread_hammer import hammer
 
 from dreamer_core.control import Controller, InitialPolicy, PolicyManager
-from dreamer_core.control.canary import FinishedEpisode, bootstrap_interval, judge, reward_per_step
+from dreamer_core.control.canary import FinishedEpisode, bootstrap_interval, cannot_pass, judge, reward_per_step
 from dreamer_core.control.policy_events import PolicyEvent
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
 from dreamer_core.robots.config import CanaryConfig, ConfigError, load_robot_config, parse_robot_config
@@ -170,7 +170,7 @@ def test_a_bad_canary_is_rolled_back_at_the_next_tick_and_never_accepted_again(p
     assert pm.status()["canary"] == "none" and pm.status()["last_verdict"].startswith("v1 passed: return ")
     deliver(pm, 2)
     assert running(pm) == 2
-    play(pm, [40.0, 35.0, 42.0, 38.0])
+    play(pm, [95.0, 94.0, 96.0, 95.0])  # below the baseline, but 104 (its best) next would still pass
     assert pm.take_switch() is None and pm.status()["canary"] == "v2 4/5 episodes"
     play(pm, [41.0])
     switch = pm.take_switch()  # the very next tick
@@ -178,10 +178,10 @@ def test_a_bad_canary_is_rolled_back_at_the_next_tick_and_never_accepted_again(p
     (started, rolled_back) = pm.take_events()
     assert (started.event, rolled_back.event, rolled_back.version) == ("canary_started", "rolled_back", 2)
     values = json.loads(rolled_back.values_json())
-    assert values["returns"] == [40.0, 35.0, 42.0, 38.0, 41.0] and values["fallback_version"] == 1
+    assert values["returns"] == [95.0, 94.0, 96.0, 95.0, 41.0] and values["fallback_version"] == 1
     assert values["baseline_version"] == 1 and values["baseline_episodes"] == 5
-    assert values["return_mean"] < values["return_threshold"] and rolled_back.reason.startswith("return 39.20 < ")
-    assert pm.status()["last_verdict"].startswith("v2 rolled back to v1: return 39.20 < ")
+    assert values["return_mean"] < values["return_threshold"] and rolled_back.reason.startswith("return 84.20 < ")
+    assert pm.status()["last_verdict"].startswith("v2 rolled back to v1: return 84.20 < ")
     assert pm.status()["rejected_versions"] == [2]
     deliver(pm, 2)
     assert pm.status()["last_rejection"] == "v2: version_rejected" and running(pm) == 1
@@ -192,6 +192,32 @@ def test_a_bad_canary_is_rolled_back_at_the_next_tick_and_never_accepted_again(p
     deliver(restarted, 2)
     assert restarted.status()["last_rejection"] == "v2: version_rejected"
     assert restarted.status()["last_verdict"] == pm.status()["last_verdict"]
+
+
+def test_a_canary_that_cannot_pass_any_more_is_rolled_back_before_its_other_episodes(pm):
+    trusted_v1(pm)  # v1's episodes (100, 104, 96, 102, 98) are v2's baseline: threshold 93.00, best 104
+    deliver(pm, 2)
+    assert running(pm) == 2
+    play(pm, [60.0])  # four more at 104 would still reach a mean of 95.2: it runs on
+    assert pm.take_switch() is None and pm.status()["canary"] == "v2 1/5 episodes"
+    play(pm, [10.0], ending="fall")  # (60 + 10 + 3 × 104) / 5 = 76.4 < 93: lost already
+    switch = pm.take_switch()
+    assert switch.version == 1 and pm.status()["rejected_versions"] == [2]
+    rolled_back = next(e for e in pm.take_events() if e.event == "rolled_back")
+    values = json.loads(rolled_back.values_json())
+    assert values["episodes"] == 2 and values["returns"] == [60.0, 10.0] and values["return_mean"] == 35.0
+    assert values["best_case_mean"] == pytest.approx(76.4) and values["return_threshold"] == pytest.approx(93.0)
+    assert rolled_back.reason.startswith("return at best 76.40 after 2/5 episodes (the rest counted as v1's best) "
+                                         "< 93.00 = ")
+
+
+def test_no_early_verdict_without_a_baseline_or_once_the_episodes_are_done():
+    rng = np.random.default_rng
+    baseline = [(ret, 101) for ret in GOOD[:5]]
+    assert cannot_pass([(1.0, 101)], baseline, CANARY, rng(0))
+    assert not cannot_pass([(1.0, 101)], baseline[:4], CANARY, rng(0))  # fewer than min_baseline_episodes
+    assert not cannot_pass([(1.0, 101)] * 5, baseline, CANARY, rng(0))  # judge's own verdict, not an early one
+    assert not cannot_pass([], baseline, CANARY, rng(0))
 
 
 def test_newer_versions_wait_for_the_verdict_and_then_run_as_the_next_canary(pm):
@@ -236,7 +262,7 @@ def test_a_restart_mid_canary_resumes_it_against_the_same_baseline(state):
     trusted_v1(pm)
     deliver(pm, 2)
     running(pm)
-    play(pm, [30.0, 30.0, 30.0])
+    play(pm, [95.0, 95.0, 95.0])  # below v1's 100 but not yet lost (two more at 104 would pass)
     pm.close()  # the node stops: what the control thread recorded is written
     restarted = PolicyManager("a1_sim", state_path=state, canary=CANARY)
     assert restarted.status()["episode_return_version"] == 2 and restarted.status()["canary"] == "none"
@@ -244,11 +270,12 @@ def test_a_restart_mid_canary_resumes_it_against_the_same_baseline(state):
     assert running(restarted) == 2 and restarted.status()["canary"] == "v2 3/5 episodes"
     (started,) = restarted.take_events()
     assert json.loads(started.values_json())["resumed"] is True and "resumed at 3/5" in started.reason
-    play(restarted, [30.0, 30.0])
+    play(restarted, [30.0])  # the three before the restart count: (3 × 95 + 30 + 104) / 5 < 93, lost
     assert restarted.take_switch().runtime is None  # v1 is not held: back to the initial policy
     (rolled_back,) = restarted.take_events()
     values = json.loads(rolled_back.values_json())
-    assert values["baseline_version"] == 1 and values["fallback_version"] == 0 and values["episodes"] == 5
+    assert values["baseline_version"] == 1 and values["fallback_version"] == 0 and values["episodes"] == 4
+    assert values["returns"] == [95.0, 95.0, 95.0, 30.0]
 
 
 def test_a_new_version_waits_until_there_is_a_baseline_to_compare_it_with(pm):
