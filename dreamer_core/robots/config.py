@@ -246,11 +246,11 @@ class CanaryConfig(_Strict):
 
     After ``episodes`` complete episodes (or as soon as the rest, each counted as the previous
     version's best, could not lift its mean over the threshold) the control node judges it and
-    swaps back to the previous version by itself when it failed: its mean return lies below the bootstrap interval of the
-    previous version's mean by more than the margin (the larger of ``return_margin`` standard
-    deviations of that version's returns and ``return_tolerance`` times its mean's magnitude), or
-    its realised reward per step falls short of the manifest's imagined one by more than
-    ``max_over_optimism``.
+    swaps back to the previous version by itself when it failed: its mean return lies below the
+    bootstrap interval of the previous version's mean by more than the margin (the larger of
+    ``return_margin`` standard deviations of that version's returns and ``return_tolerance`` times
+    its mean's magnitude), or its realised reward per step falls short of the manifest's imagined
+    one by more than ``max_over_optimism``.
     """
 
     episodes: Annotated[int, Field(ge=1)] = 5  # N: complete episodes of a canary before its verdict
