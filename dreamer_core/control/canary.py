@@ -101,10 +101,9 @@ def judge(version: int, canary: Sequence[tuple[float, int]], baseline_version: i
         "return_tolerance": config.return_tolerance,
         "max_over_optimism": config.max_over_optimism, "imagined_reward_per_step": imagined,
     }
-    early = len(canary) < config.episodes
-    if early:  # judged before its episodes are done: cannot_pass found the return check lost already
+    if len(canary) < config.episodes and baseline:  # judged early: cannot_pass found the return check lost
         values["best_case_mean"] = _best_case_mean(returns, baseline, config)
-    checks = {"return_check": _return_check(values["best_case_mean"] if early else mean, baseline_version, baseline,
+    checks = {"return_check": _return_check(values.get("best_case_mean", mean), baseline_version, baseline,
                                             config, rng, values),
               "over_optimism_check": _optimism_check(realised, imagined, config, values)}
     values.update({name: outcome for name, (outcome, _) in checks.items()})
