@@ -109,10 +109,12 @@ class SimRobot(Node):
         response.success, response.message = True, "robot reset to the default standing pose"
         if self.pacing is not None:
             go, self._pacing_status = self.pacing.may_start(time.monotonic())
-            if go:
-                self._frozen.clear()
-            else:
-                self._frozen.set()
+            with self._lock:  # _step checks it under the lock: no physics step once it is set
+                if go:
+                    self._frozen.clear()
+                else:
+                    self._frozen.set()
+            if not go:
                 response.success, response.message = False, f"reset; {self._pacing_status}"
         return response
 
@@ -187,13 +189,15 @@ class SimRobot(Node):
             self._contact_pub.publish(Float64MultiArray(data=signals.foot_contacts.tolist()))
 
     def _publish_diagnostics(self) -> None:
-        now, ticks, steps = time.monotonic(), self.loop.stats.ticks, self.steps
+        with self._lock:  # steps and the paced freeze as of one moment (a report never says frozen at a stale count)
+            steps, frozen = self.steps, self._frozen.is_set()
+        now, ticks = time.monotonic(), self.loop.stats.ticks
         then, ticks_then, steps_then = self._rate_from
         self._rate_from = (now, ticks, steps)
         elapsed = max(now - then, 1e-9)
         factor = (steps - steps_then) * self.config.dt / elapsed  # simulated seconds per wall second
         wanted = self.get_parameter("real_time_factor").value
-        paused, frozen = self._paused.is_set(), self._frozen.is_set()
+        paused = self._paused.is_set()
         if self.fatal_error:
             level, message = DiagnosticStatus.ERROR, self.fatal_error
         elif paused:
