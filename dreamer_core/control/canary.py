@@ -101,10 +101,7 @@ def judge(version: int, canary: Sequence[tuple[float, int]], baseline_version: i
         "return_tolerance": config.return_tolerance,
         "max_over_optimism": config.max_over_optimism, "imagined_reward_per_step": imagined,
     }
-    if len(canary) < config.episodes and baseline:  # judged early: cannot_pass found the return check lost
-        values["best_case_mean"] = _best_case_mean(returns, baseline, config)
-    checks = {"return_check": _return_check(values.get("best_case_mean", mean), baseline_version, baseline,
-                                            config, rng, values),
+    checks = {"return_check": _return_check(returns, baseline_version, baseline, config, rng, values),
               "over_optimism_check": _optimism_check(realised, imagined, config, values)}
     values.update({name: outcome for name, (outcome, _) in checks.items()})
     outcomes = [outcome for outcome, _ in checks.values()]
@@ -146,10 +143,10 @@ def return_threshold(baseline: Sequence[tuple[float, int]], config: CanaryConfig
             "margin": margin, "return_threshold": low - margin}
 
 
-def _return_check(mean: float, baseline_version: int, baseline: Sequence[tuple[float, int]],
+def _return_check(returns: Sequence[float], baseline_version: int, baseline: Sequence[tuple[float, int]],
                   config: CanaryConfig, rng: np.random.Generator, values: dict) -> tuple[str, str]:
-    """``mean``: the canary's mean return, or its best case (``values["best_case_mean"]``) when it is
-    judged early."""
+    """The canary's mean return against the threshold; judged early (fewer than ``config.episodes``
+    returns, as :func:`cannot_pass` allows), its best case: the rest counted as the baseline's best."""
     figures = dict.fromkeys(("baseline_mean", "baseline_std", "baseline_low", "baseline_high", "margin",
                              "return_threshold"))
     values.update(figures)
@@ -162,9 +159,13 @@ def _return_check(mean: float, baseline_version: int, baseline: Sequence[tuple[f
     where = (f"v{baseline_version}'s {config.confidence:.0%} interval low {figures['baseline_low']:.2f} (mean "
              f"{figures['baseline_mean']:.2f}, {len(baseline)} episodes) - margin {margin:.2f} (max of "
              f"{config.return_margin:g} std {figures['baseline_std']:.2f}, {config.return_tolerance:.0%} of the mean)")
-    early = "best_case_mean" in values
-    what = (f"return at best {mean:.2f} after {values['episodes']}/{config.episodes} episodes (the rest counted as "
-            f"v{baseline_version}'s best)" if early else f"return {mean:.2f}")
+    if len(returns) < config.episodes:
+        mean = values["best_case_mean"] = _best_case_mean(returns, baseline, config)
+        what = (f"return at best {mean:.2f} after {len(returns)}/{config.episodes} episodes (the rest counted as "
+                f"v{baseline_version}'s best)")
+    else:
+        mean = float(np.mean(returns))
+        what = f"return {mean:.2f}"
     if mean < threshold:
         return FAILED, f"{what} < {threshold:.2f} = {where}"
     return PASSED, f"{what} >= {threshold:.2f} = {where}"

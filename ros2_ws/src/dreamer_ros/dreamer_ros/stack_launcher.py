@@ -209,8 +209,8 @@ def progress_line(latest: dict[str, dict[str, str]]) -> str:
         decision += f": {_cut(reason)}"
     # The robot's newest verdict on a version (canary passed, rolled back, forced, blocked), once it has one.
     verdict = c.get("last_verdict", "")
-    decision += f" | robot: {_cut(verdict)}" if verdict else ""
-    return (f"{running} | {real} | last decision: {decision} | episodes {_count(c, 'episodes')} "
+    robot = f" | robot: {_cut(verdict)}" if verdict else ""
+    return (f"{running} | {real} | last decision: {decision}{robot} | episodes {_count(c, 'episodes')} "
             f"swaps {_count(c, 'swaps')} watchdog {_text(c, 'watchdog')} | replay {_count(r, 'steps')} steps "
             f"| learner {_count(learner, 'updates')} updates")
 
