@@ -58,6 +58,11 @@ class AgentConfig(BaseModel):
     actor_entropy: float = Field(3e-4, ge=0.0)
     actor_min_std: PositiveFloat = 0.1
     actor_max_std: PositiveFloat = 1.0
+    # Initial actor (null/false: DreamerV3's random output layer, std about 0.89 at min/max 0.1/1). A
+    # robot's fresh candidate should act like the initial policy: mean action 0 (the default pose)
+    # and a small std, so that imagination starts near the data the robot collected.
+    actor_init_zero_mean: bool = False
+    actor_init_std: PositiveFloat | None = None
     slow_critic_fraction: float = Field(0.02, gt=0.0, le=1.0)
     slow_critic_reg: float = Field(1.0, ge=0.0)
     return_norm_rate: float = Field(0.01, gt=0.0, le=1.0)
@@ -101,6 +106,9 @@ class AgentConfig(BaseModel):
     def _check_ranges(self) -> AgentConfig:
         if self.actor_min_std >= self.actor_max_std:
             raise ValueError("actor_min_std must be below actor_max_std")
+        if self.actor_init_std is not None and not self.actor_min_std < self.actor_init_std < self.actor_max_std:
+            raise ValueError(f"actor_init_std ({self.actor_init_std}) must lie strictly between actor_min_std "
+                             f"({self.actor_min_std}) and actor_max_std ({self.actor_max_std})")
         if self.return_norm_low >= self.return_norm_high:
             raise ValueError("return_norm_low must be below return_norm_high")
         if self.bins < 2:

@@ -68,7 +68,8 @@ class Agent(nn.Module):
             torch.manual_seed(self.seed)
             self.wm = WorldModel(obs_dim, act_dim, c)
             feat = self.wm.feat_dim
-            self.actor = Actor(feat, act_dim, c.units, c.layers, c.actor_min_std, c.actor_max_std)
+            self.actor = Actor(feat, act_dim, c.units, c.layers, c.actor_min_std, c.actor_max_std,
+                               c.actor_init_zero_mean, c.actor_init_std)
             self.critic = Critic(feat, c.units, c.layers, self.wm.bins)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.return_norm = ReturnNormaliser(c.return_norm_rate, c.return_norm_low, c.return_norm_high)

@@ -193,7 +193,7 @@ class Controller:
     def _observe(self, signals: RobotSignals, *, first: bool = False) -> tuple[np.ndarray, float]:
         """This tick's observation and the reward of arriving at it (0 for an episode's first row)."""
         self._stage = "observation"
-        obs = self.builder.build(signals, self._prev_action)
+        obs = self.builder.build(signals, self._prev_action, self.mapper.phase)
         self._stage = "reward"
         reward = 0.0 if first else self.reward_fn(signals, self._prev_action, self._prev_prev_action)[0]
         return obs, reward
@@ -272,7 +272,11 @@ class Controller:
             return TickOutput(self._last_targets, [t], mode="hold", episode_ended=True)
         self._stage = "policy"
         if self.policy is not None:
-            action = self.policy.step(obs, explore=self.explore, is_first=first, rng=self._rng)
+            # The robot explores with its own noise, the initial policy's, around every version's mean
+            # (never with the actor's training std): a candidate and its baseline explore alike.
+            action = self.policy.step(obs, explore=False, is_first=first, rng=self._rng)
+            if self.explore:
+                action = action + self.initial_policy()
             mode = "policy"
         else:
             action = self.initial_policy()
@@ -285,6 +289,11 @@ class Controller:
             return self._hold(signals, Fault("nonfinite_action", f"policy returned {action.tolist()}"))
         self._stage = "mapping"
         targets = self._soft_start(self.safety.clip_targets(self.mapper(action), self._last_targets))
+        # Replay, the next observation and the policy's filter get the action the motors were sent
+        # (after the low-pass, rate limit and soft start), never the one the policy asked for.
+        action = self.mapper.executed(targets)
+        if self.policy is not None:
+            self.policy.executed(action)
         # Commit only now: a stage that raised above left the episode as it was.
         t = self._transition(obs, action, reward, first=first, last=False, terminal=False, stamp=signals.stamp)
         self.episodes += first

@@ -1,4 +1,4 @@
-"""The safe initial policy the robot runs before the learner has published one."""
+"""The robot's exploration: the initial policy v0, and the same noise around every learned version's mean."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ class InitialPolicy:
 
     `random` draws uniform actions of the given amplitude and smooths them with a
     first-order filter, so the first minutes of data cover more than one pose
-    without jerking the joints.
+    without jerking the joints. While the control node explores, the controller adds
+    the same draws to every learned version's mean action: each version then explores
+    exactly as v0 did (a noise std of about 0.06 at amplitude 0.3), whatever the
+    actor's own std, so a canary and its baseline are compared under one exploration.
     """
 
     MODES = ("stand", "random")

@@ -171,6 +171,12 @@ class PolicyRuntime:
         self._needs_reset = False
         return self._state[self._current]["prev_action"][0].copy()
 
+    def executed(self, action: np.ndarray) -> None:
+        """Tell the policy what the robot executed after the last :meth:`step` (the rate-limited,
+        filtered action it sent the motors): that, not the returned action, is the next tick's
+        previous action, as in the replay the model was trained on."""
+        self._state[self._current]["prev_action"][0] = action
+
     def _tick(self, obs: np.ndarray, is_first: bool, explore: bool, rng: np.random.Generator) -> dict:
         """Run the graph once and swap state buffers; returns the outputs (views, valid until the next tick)."""
         self._obs[0] = obs

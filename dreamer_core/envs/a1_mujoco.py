@@ -189,24 +189,29 @@ class A1MujocoEnv:
         self._prev_action = np.zeros(self.config.act_dim)
         self._steps = 0
         self._done = False
-        obs = self.observer.build(signals, self._prev_action)
+        obs = self.observer.build(signals, self._prev_action, self.mapper.phase)
         return self._result(obs, signals, 0.0, {}, first=True, last=False, terminal=False)
 
     def step(self, action: np.ndarray) -> dict:
-        """One control period under policy ``action`` (clipped to [-1, 1]^J by the action mapper)."""
+        """One control period under policy ``action`` (clipped to [-1, 1]^J by the action mapper).
+
+        The result's ``action`` is the one the targets carry out (after the low-pass and the joint
+        limits), as the control node records it; the reward and the next observation use it."""
         if self._done:
             raise RuntimeError("episode is over (or reset() was never called): call reset() first")
-        action = self.mapper.bounded(action)
         targets = self.mapper(action)
+        action = self.mapper.executed(targets)
         signals = self.apply_joint_targets(targets)
         reward, terms = self.reward_fn(signals, action, self._prev_action)
         self._steps += 1
         terminal = self.reward_fn.is_fallen(signals)
         last = terminal or self._steps >= self.config.episode_steps
         self._done = last
-        obs = self.observer.build(signals, action)
+        obs = self.observer.build(signals, action, self.mapper.phase)
         self._prev_action = action
-        return self._result(obs, signals, reward, terms, first=False, last=last, terminal=terminal)
+        result = self._result(obs, signals, reward, terms, first=False, last=last, terminal=terminal)
+        result["action"] = action
+        return result
 
     def apply_joint_targets(self, targets: np.ndarray) -> RobotSignals:
         """Run one control period of PD physics toward ``targets`` [J] (rad); return the new signals."""

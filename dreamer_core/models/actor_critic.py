@@ -13,10 +13,19 @@ class Actor(nn.Module):
     """Maps model features to the mean tanh(m) and std of a normal over actions in [−1, 1]."""
 
     def __init__(self, feat_dim: int, act_dim: int, units: int, layers: int, min_std: float,
-                 max_std: float):
+                 max_std: float, init_zero_mean: bool = False, init_std: float | None = None):
         super().__init__()
         self.net = MLP(feat_dim, units, layers, 2 * act_dim)
         self.min_std, self.max_std = min_std, max_std
+        with torch.no_grad():
+            out = self.net.out
+            if init_zero_mean:
+                out.weight[:act_dim] = 0.0
+                out.bias[:act_dim] = 0.0
+            if init_std is not None:
+                # std = (max - min) * sigmoid(s + 2) + min: the bias s that gives init_std everywhere.
+                out.weight[act_dim:] = 0.0
+                out.bias[act_dim:] = torch.logit(torch.tensor((init_std - min_std) / (max_std - min_std))) - 2.0
 
     def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raw_mean, raw_std = self.net(feat).chunk(2, -1)

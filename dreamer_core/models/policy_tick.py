@@ -22,10 +22,12 @@ class PolicyTick(nn.Module):
     """Exactly one control tick, sharing the world model's and actor's parameters.
 
     ``forward(obs[B,O], h[B,D], z[B,S·C], prev_action[B,A], is_first[B], gumbel[B,S·C], eps[B,A])``
-    returns ``(action, action_mean, h_next, z_next)``. Where ``is_first`` the carried state is
-    replaced by the episode-start state (only h matters: z and the previous action are consumed
-    by the GRU step that already produced the carried h), exactly as :meth:`RSSM.observe` does.
-    The sampled action is clamped to the action box [−1, 1], the same box imagination clips to.
+    returns ``(action, action_mean, h_next, z_next)``. The carried ``h``, ``z`` are the previous
+    tick's state and ``prev_action`` the action the robot executed after it (which the robot may
+    have rate-limited or filtered): the tick first makes the GRU step with them, then, where
+    ``is_first``, replaces h by the episode-start state, exactly as :meth:`RSSM.observe` does on
+    replay. ``h_next``, ``z_next`` are this tick's state, carried to the next tick. The sampled
+    action is clamped to the action box [−1, 1], the same box imagination clips to.
     """
 
     def __init__(self, world_model: WorldModel, actor: Actor):
@@ -38,15 +40,14 @@ class PolicyTick(nn.Module):
 
     def forward(self, obs, h, z, prev_action, is_first, gumbel, eps):
         rssm = self.rssm
-        h = rssm.reset(h, is_first)
+        # The class's eager step, never an instance-level torch.compile wrapper: this graph is exported.
+        h = rssm.reset(type(rssm).step(rssm, h, z, prev_action), is_first)
         post = rssm.posterior_probs(h, self.encoder(symlog(obs)))
         logits = torch.log(post) + gumbel.reshape(post.shape)
         z_next = nn.functional.one_hot(torch.argmax(logits, -1), rssm.classes).to(h.dtype).flatten(-2)
         mean, std = self.actor(torch.cat([h, z_next], -1))
         action = torch.clamp(mean + std * eps, ACTION_LOW, ACTION_HIGH)
-        # The class's eager step, never an instance-level torch.compile wrapper: this graph is exported.
-        h_next = type(rssm).step(rssm, h, z_next, action)
-        return action, mean, h_next, z_next
+        return action, mean, h, z_next
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         """Zero tensors of the contract's input shapes (batch 1), on the parameters' device."""

@@ -81,18 +81,45 @@ class ObservationTerm(_Strict):
         return _registered(value, OBSERVATION_TERMS)
 
 
+class GaitJoint(_Strict):
+    """One joint's part of the open-loop base gait: ``amplitude · sin(2π(f·t + phase))`` rad, or only
+    the sine's positive half (``rectified``: a lift that returns to the default pose)."""
+
+    name: str
+    amplitude: FiniteFloat  # rad; negative flips the direction
+    phase: Annotated[float, Field(ge=0, lt=1)] = 0.0  # fraction of a cycle
+    rectified: bool = False
+
+
+class GaitConfig(_Strict):
+    """An open-loop periodic gait the policy's actions are residuals around (``action.kind: base_gait``)."""
+
+    frequency_hz: PositiveFloat
+    joints: list[GaitJoint] = Field(min_length=1)
+
+
 class ActionConfig(_Strict):
     """Policy action in [-1, 1]^J -> joint position targets around the default pose.
 
     ``clip`` must be 1: the actor's action box is [-1, 1] (the exported tick clamps to it and
     imagination clips to it), so another clip would either never bind or make the robot execute
     other actions than the model was trained on; ``scale`` sets the range in radians.
+    ``kind: base_gait`` adds the open-loop ``gait`` to the default pose, so that the policy's
+    action is a residual around it (and action 0 walks the gait).
     """
 
-    kind: Literal["joint_position_offset"] = "joint_position_offset"
+    kind: Literal["joint_position_offset", "base_gait"] = "joint_position_offset"
     scale: PositiveFloat | list[PositiveFloat] = 0.25  # rad per unit action (one value or one per joint)
     clip: float = 1.0
     lowpass_alpha: Annotated[float, Field(gt=0, le=1)] = 1.0  # 1.0: no filter
+    gait: GaitConfig | None = None  # kind base_gait only
+
+    @model_validator(mode="after")
+    def _gait_with_its_kind(self) -> ActionConfig:
+        if (self.kind == "base_gait") != (self.gait is not None):
+            raise ValueError("gait: give it exactly when kind is base_gait (the open-loop gait the actions "
+                             "are residuals around)")
+        return self
 
     @field_validator("clip")
     @classmethod
@@ -116,6 +143,9 @@ class RewardTerm(_Strict):
     joints: list[str] | None = None  # joint_posture: which joints
     target: list[FiniteFloat] | None = None  # joint_posture: target angles (default: default pose)
     tolerance: PositiveFloat = 1.0  # joint_posture: mean abs error (rad) at which the term reaches 0
+    # None: the gate terms' values (clipped to [0, 1]) multiply this one; a number: each gate term is a
+    # threshold instead, 1 when its value reaches it and 0 below (the DayDreamer reward's structure).
+    gate_threshold: Annotated[float, Field(allow_inf_nan=False)] | None = None
     max_velocity: PositiveFloat = 1.0  # forward_velocity: speed (m/s) that earns the full term
 
     @field_validator("kind")
@@ -385,6 +415,7 @@ def _cross_problems(cfg: RobotConfig):
                f"({cfg.low_level_rate_hz} / {cfg.control_rate_hz} = {ratio:g})")
     if isinstance(cfg.action.scale, list) and len(cfg.action.scale) != len(names):
         yield f"action.scale: has {len(cfg.action.scale)} values but there are {len(names)} joints"
+    yield from _gait_problems(cfg)
     seen_obs: set[str] = set()
     for i, term in enumerate(cfg.observation):
         if term.name in seen_obs:
@@ -416,6 +447,28 @@ def _cross_problems(cfg: RobotConfig):
         earlier.append(term.name)
     if cfg.sim is not None and cfg.feet and len(cfg.sim.foot_bodies) != len(cfg.feet):
         yield f"sim.foot_bodies: has {len(cfg.sim.foot_bodies)} bodies for {len(cfg.feet)} feet"
+
+
+def _gait_problems(cfg: RobotConfig):
+    gait = cfg.action.gait
+    observed = any(term.name == "gait_phase" for term in cfg.observation)
+    if gait is None:
+        if observed:
+            yield "observation: the gait_phase term needs action.kind base_gait (a gait to take the phase of)"
+        return
+    if not observed:
+        yield ("observation: action.kind base_gait needs the gait_phase term, or the policy cannot know "
+               "where in the gait cycle it acts")
+    if gait.frequency_hz > cfg.control_rate_hz / 2:
+        yield (f"action.gait.frequency_hz: {gait.frequency_hz} Hz is above half the control rate "
+               f"({cfg.control_rate_hz / 2:g} Hz); the control loop cannot follow it")
+    seen: set[str] = set()
+    for i, joint in enumerate(gait.joints):
+        if joint.name not in cfg.joint_names:
+            yield f"action.gait.joints.{i}.name: unknown joint {joint.name!r} (joints are {cfg.joint_names})"
+        elif joint.name in seen:
+            yield f"action.gait.joints.{i}.name: joint {joint.name!r} appears twice"
+        seen.add(joint.name)
 
 
 def _signal_problems(cfg: RobotConfig, signal: str, path: str):

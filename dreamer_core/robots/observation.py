@@ -25,16 +25,16 @@ class ObservationTermKind:
 
     # Number of values for a robot config (e.g. one per joint).
     width: Callable[[RobotConfig], int]
-    # Raw values (before the config's scale) from the tick's signals, the previous policy action and
-    # the default joint pose.
-    read: Callable[[RobotSignals, np.ndarray, np.ndarray], ArrayLike]
+    # Raw values (before the config's scale) from the tick's signals, the previous action, the default
+    # joint pose and the base gait's cycle angle.
+    read: Callable[[RobotSignals, np.ndarray, np.ndarray, float], ArrayLike]
     # A RobotSignals field that exists only when a topic provides it (the config checks that topic).
     signal: str | None = None
     # Extra requirement on the config: returns 'key.path: problem' or None.
     check: Callable[[RobotConfig], str | None] | None = None
 
 
-def _joint_offset(s: RobotSignals, prev_action: np.ndarray, default: np.ndarray) -> np.ndarray:
+def _joint_offset(s: RobotSignals, prev_action: np.ndarray, default: np.ndarray, phase: float) -> np.ndarray:
     joint_pos = np.asarray(s.joint_pos, dtype=np.float64)
     if joint_pos.shape != default.shape:
         raise ValueError(f"observation term 'joint_pos': expected {default.size} values, got shape {joint_pos.shape}")
@@ -61,17 +61,21 @@ def _per_joint(config: RobotConfig) -> int:
 # Term values are documented in docs/robot_config.md ("Observation terms").
 OBSERVATION_TERMS: dict[str, ObservationTermKind] = {
     "joint_pos": ObservationTermKind(_per_joint, _joint_offset),
-    "joint_vel": ObservationTermKind(_per_joint, lambda s, prev, default: s.joint_vel),
-    "base_ang_vel": ObservationTermKind(lambda config: 3, lambda s, prev, default: s.base_ang_vel),
-    "projected_gravity": ObservationTermKind(lambda config: 3, lambda s, prev, default: projected_gravity(_quat(s))),
-    "roll_pitch": ObservationTermKind(lambda config: 2, lambda s, prev, default: roll_pitch(_quat(s))),
-    "prev_action": ObservationTermKind(_per_joint, lambda s, prev, default: prev),
+    "joint_vel": ObservationTermKind(_per_joint, lambda s, prev, default, phase: s.joint_vel),
+    "base_ang_vel": ObservationTermKind(lambda config: 3, lambda s, prev, default, phase: s.base_ang_vel),
+    "projected_gravity": ObservationTermKind(
+        lambda config: 3, lambda s, prev, default, phase: projected_gravity(_quat(s))),
+    "roll_pitch": ObservationTermKind(lambda config: 2, lambda s, prev, default, phase: roll_pitch(_quat(s))),
+    "prev_action": ObservationTermKind(_per_joint, lambda s, prev, default, phase: prev),
     "foot_contacts": ObservationTermKind(
-        lambda config: len(config.feet), lambda s, prev, default: _required(s.foot_contacts, "foot_contacts"),
+        lambda config: len(config.feet), lambda s, prev, default, phase: _required(s.foot_contacts, "foot_contacts"),
         signal="foot_contacts",
         check=lambda config: None if config.feet else "feet: the foot_contacts observation needs the list of feet"),
+    "gait_phase": ObservationTermKind(
+        lambda config: 2, lambda s, prev, default, phase: (np.sin(phase), np.cos(phase))),
     "base_lin_vel": ObservationTermKind(
-        lambda config: 3, lambda s, prev, default: _required(s.base_lin_vel, "base_lin_vel"), signal="base_lin_vel"),
+        lambda config: 3, lambda s, prev, default, phase: _required(s.base_lin_vel, "base_lin_vel"),
+        signal="base_lin_vel"),
 }
 
 
@@ -79,8 +83,9 @@ class ObservationBuilder:
     """Turns :class:`RobotSignals` plus the previous action into a float32 observation.
 
     Term values (before ``scale``): ``joint_pos`` is the offset from the default
-    pose, ``prev_action`` the normalised policy action of the previous tick, the
-    rest are the signals as documented in docs/robot_config.md.
+    pose, ``prev_action`` the normalised action executed on the previous tick,
+    ``gait_phase`` (sin, cos) of the base gait's cycle angle, the rest are the
+    signals as documented in docs/robot_config.md.
     """
 
     def __init__(self, config: RobotConfig):
@@ -98,11 +103,12 @@ class ObservationBuilder:
         """(term name, slice of the observation vector) in order."""
         return list(self._layout)
 
-    def build(self, signals: RobotSignals, prev_action: np.ndarray) -> np.ndarray:
-        """Observation vector [obs_dim] float32; ValueError naming the term on bad input."""
+    def build(self, signals: RobotSignals, prev_action: np.ndarray, phase: float = 0.0) -> np.ndarray:
+        """Observation vector [obs_dim] float32; ValueError naming the term on bad input. ``phase`` is
+        the base gait's cycle angle of the coming action (:attr:`ActionMapper.phase`)."""
         out = np.empty(self.obs_dim, dtype=np.float32)
         for (name, read, scale), (_, where) in zip(self._terms, self._layout, strict=True):
-            value = np.asarray(read(signals, prev_action, self._default), dtype=np.float64)
+            value = np.asarray(read(signals, prev_action, self._default, phase), dtype=np.float64)
             width = where.stop - where.start
             if value.shape != (width,):
                 raise ValueError(

@@ -2,9 +2,10 @@
 read and function) and the config-driven reward.
 
 Formulas are documented in docs/robot_config.md ("Reward terms"). A term's
-contribution is ``weight * value * prod(clip(value_g, 0, 1) for g in gate)``:
-gating makes posture count only once upright and speed only once the posture
-is right (the structure of the DayDreamer A1 walking reward). Adding a kind is one
+contribution is ``weight * value * prod(clip(value_g, 0, 1) for g in gate)``, or with
+``gate_threshold`` ``weight * value * all(value_g >= threshold)``: gating makes posture
+count only once upright and speed only once the posture is right (the structure of the
+DayDreamer A1 walking reward). Adding a kind is one
 entry in :data:`REWARD_KINDS`.
 """
 
@@ -40,6 +41,14 @@ def joint_posture(joint_pos: np.ndarray, target: np.ndarray, tolerance: float) -
 def forward_velocity(base_lin_vel: np.ndarray, max_velocity: float) -> float:
     """clip(v_x / max_velocity, -1, 1), v_x the body-frame forward speed."""
     return float(np.clip(base_lin_vel[0] / max_velocity, -1.0, 1.0))
+
+
+def gate_factor(gate_values: list[float], threshold: float | None) -> float:
+    """What the gate terms multiply a term by: the product of their values clipped to [0, 1], or
+    with a ``threshold`` 1 when every one reaches it and 0 otherwise."""
+    if threshold is not None:
+        return float(all(value >= threshold for value in gate_values))
+    return math.prod(min(1.0, max(0.0, value)) for value in gate_values)
 
 
 def action_rate(action: np.ndarray, prev_action: np.ndarray) -> float:
@@ -124,10 +133,8 @@ class RewardFunction:
             if not math.isfinite(value):
                 raise ValueError(f"reward term {term.name!r}: non-finite value from the signals")
             values[term.name] = value
-            gate = 1.0
-            for name in term.gate:
-                gate *= min(1.0, max(0.0, values[name]))
-            parts[term.name] = term.weight * value * gate
+            parts[term.name] = term.weight * value * gate_factor([values[name] for name in term.gate],
+                                                                 term.gate_threshold)
         return float(sum(parts.values())), parts
 
     def is_fallen(self, signals: RobotSignals) -> bool:

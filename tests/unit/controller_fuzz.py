@@ -51,6 +51,9 @@ class ScriptedPolicy:
             raise self.action
         return self.action
 
+    def executed(self, action):
+        pass
+
 
 def make_controller(policy=None) -> Controller:
     ctrl = Controller(CONFIG, session_id="fuzz", initial_policy=InitialPolicy(CONFIG.act_dim, "random", seed=1))

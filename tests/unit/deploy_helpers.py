@@ -30,9 +30,15 @@ def a1_spec(**changes) -> PolicySpec:
 OBS_DIM = a1_spec().obs_dim
 
 
+# A preset's fresh actor may start at a constant action (xs: mean 0, std 0.2 for every state): the
+# deploy tests need actions that depend on the observation and the carried state, as a trained
+# policy's do, so their agents start with DreamerV3's random actor head.
+RANDOM_ACTOR = {"actor_init_zero_mean": False, "actor_init_std": None}
+
+
 def new_agent(preset: str = "xs", seed: int = 0, obs_dim: int = OBS_DIM) -> Agent:
-    """A randomly initialised agent (not cached: safe to modify)."""
-    return Agent(obs_dim, len(A1_JOINTS), load_agent_config(preset), seed=seed)
+    """A randomly initialised agent with a random actor head (not cached: safe to modify)."""
+    return Agent(obs_dim, len(A1_JOINTS), load_agent_config(preset, RANDOM_ACTOR), seed=seed)
 
 
 @functools.cache

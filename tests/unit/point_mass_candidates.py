@@ -32,9 +32,10 @@ from dreamer_core.transforms import symexp
 
 # The xs model with a smaller batch and faster learning rates so that 750 updates fit the test's time
 # budget (the published learning rates need far more updates than a unit test can afford), and a
-# discount suited to 50-step episodes.
+# discount suited to 50-step episodes. The online loop explores with the actor's own std (there is no
+# robot noise here), so the actor starts as DreamerV3's does: random head, std about 0.89.
 OVERRIDES = {"batch_size": 8, "seq_len": 32, "horizon": 10, "train_ratio": 128, "model_lr": 1e-3, "actor_lr": 3e-4,
-             "critic_lr": 3e-4, "gamma": 0.95}
+             "critic_lr": 3e-4, "gamma": 0.95, "actor_init_zero_mean": False, "actor_init_std": None}
 STEPS, PREFILL = 2000, 500
 LITTLE_DATA_UPDATES = 100
 DERIVED_UPDATES = 150

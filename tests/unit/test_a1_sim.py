@@ -75,13 +75,14 @@ def test_env_observation_is_the_shared_builder_in_config_order(config):
     action = np.linspace(-0.5, 0.5, 12)
     out = env.step(action)
     builder = ObservationBuilder(reordered)
-    np.testing.assert_array_equal(out["obs"], builder.build(out["signals"], action))
+    np.testing.assert_allclose(out["action"], action, rtol=1e-6)  # nothing limited it: the action as asked
+    np.testing.assert_array_equal(out["obs"], builder.build(out["signals"], out["action"]))
     layout = dict(builder.layout())
     assert layout["prev_action"] == slice(0, 12) and layout["roll_pitch"] == slice(27, 29)
     np.testing.assert_allclose(out["obs"][layout["prev_action"]], action, rtol=1e-6)
     lin_vel = out["obs"][layout["base_lin_vel"]]
     np.testing.assert_allclose(lin_vel, 2.0 * out["signals"].base_lin_vel, rtol=1e-5)
-    reward, terms = RewardFunction(reordered)(out["signals"], action, np.zeros(12))
+    reward, terms = RewardFunction(reordered)(out["signals"], out["action"], np.zeros(12))
     assert out["reward"] == pytest.approx(reward) and out["reward_terms"] == pytest.approx(terms)
 
 

@@ -392,6 +392,9 @@ class ConstantPolicy:
     def step(self, obs, *, explore, is_first=False, rng=None):
         return self.action.copy()
 
+    def executed(self, action):
+        pass
+
 
 def test_controller_episodes_reach_the_manager_as_the_replay_store_sees_them(tmp_path):
     config = load_robot_config("a1_sim")

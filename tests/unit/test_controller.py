@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -25,6 +26,7 @@ class FixedPolicy:
         self.action = np.full(act_dim, value, dtype=np.float32)
         self.resets = 0
         self.first_flags: list[bool] = []
+        self.executed_actions: list[np.ndarray] = []
 
     def reset(self):
         self.resets += 1
@@ -32,6 +34,9 @@ class FixedPolicy:
     def step(self, obs, *, explore, is_first=False, rng=None):
         self.first_flags.append(is_first)
         return self.action.copy()
+
+    def executed(self, action):
+        self.executed_actions.append(np.array(action))
 
 
 def make(config, **kwargs):
@@ -212,6 +217,59 @@ def test_rate_limit_bounds_target_steps(config):
     outs = drive(ctrl, env, 80)
     steps = np.abs(np.diff(np.stack([o.joint_targets for o in outs]), axis=0))
     assert steps.max() <= config.safety.max_action_rate * config.dt + 1e-9
+
+
+def _prev_action_term(config, obs: np.ndarray) -> np.ndarray:
+    start = 0
+    for name, width in config.observation_layout():
+        if name == "prev_action":
+            return obs[start:start + width]
+        start += width
+    raise AssertionError("a1_sim observes prev_action")
+
+
+class AlternatingPolicy(FixedPolicy):
+    """Asks for +value and -value on alternate ticks: far beyond what the rate limit lets through."""
+
+    def step(self, obs, *, explore, is_first=False, rng=None):
+        self.action = -self.action
+        return super().step(obs, explore=explore, is_first=is_first, rng=rng)
+
+
+def test_replay_and_the_policy_get_the_rate_limited_action_the_motors_were_sent(config):
+    env = A1MujocoEnv(config)
+    ctrl = make(config)
+    drive(ctrl, env, 10)
+    policy = AlternatingPolicy(1, 1.0)
+    ctrl.policies.accept(policy)
+    outs = drive(ctrl, env, 120)[1:]  # the first tick holds for the swap
+    ts = [o.transitions[0] for o in outs]
+    for o, t in zip(outs, ts, strict=True):
+        np.testing.assert_array_equal(t.action, ctrl.mapper.executed(o.joint_targets))
+    # Past the soft start the rate limit binds on every tick: the motors got steps of at most
+    # max_action_rate * dt, never the policy's +-1 swings, and that is what replay holds.
+    late = np.stack([t.action for t in ts[60:]])
+    limit = config.safety.max_action_rate * config.dt / config.action.scale
+    assert np.abs(np.diff(late, axis=0)).max() <= limit + 1e-6
+    assert np.abs(np.diff(late, axis=0)).max() > 0.9 * limit  # the limiter was active
+    assert np.abs(late).max() < 1.0
+    np.testing.assert_array_equal(np.stack(policy.executed_actions), np.stack([t.action for t in ts]))
+    for before, after in itertools.pairwise(ts):
+        np.testing.assert_allclose(_prev_action_term(config, after.obs), before.action, atol=1e-6)
+
+
+def test_learned_versions_explore_with_the_initial_policys_noise_not_the_actors(config):
+    def actions(explore: bool) -> np.ndarray:
+        env = A1MujocoEnv(config)
+        ctrl = Controller(config, session_id="test", explore=explore,
+                          initial_policy=InitialPolicy(config.act_dim, "random", amplitude=0.3, seed=3))
+        ctrl.policies.accept(FixedPolicy(1, 0.0))
+        outs = drive(ctrl, env, 120)
+        return np.stack([t.action for o in outs[60:] for t in o.transitions if not t.is_last])
+
+    noisy = actions(explore=True)
+    assert 0.02 < noisy.std() < 0.15 and np.abs(noisy).max() <= 0.3 + 1e-6
+    np.testing.assert_allclose(actions(explore=False), 0.0, atol=1e-6)
 
 
 def test_random_initial_policy_is_bounded_and_smooth(config):

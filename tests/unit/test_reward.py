@@ -13,6 +13,7 @@ from dreamer_core.robots.reward import (
     RewardKind,
     action_rate,
     forward_velocity,
+    gate_factor,
     joint_posture,
     joint_velocity,
     upright,
@@ -140,3 +141,27 @@ def test_a_new_reward_kind_is_one_registry_entry(monkeypatch):
     monkeypatch.undo()
     with pytest.raises(ConfigError, match=r"reward\.terms\.1\.kind: Input should be 'upright'"):
         parse_robot_config(data)
+
+
+def test_gates_multiply_clipped_values_or_with_a_threshold_all_or_nothing():
+    assert gate_factor([0.5, 2.0, 0.8], None) == pytest.approx(0.4)
+    assert gate_factor([-0.3, 1.0], None) == 0.0
+    assert gate_factor([], None) == gate_factor([], 0.9) == 1.0
+    assert gate_factor([0.95, 0.9], 0.9) == 1.0
+    assert gate_factor([0.95, 0.89], 0.9) == 0.0
+
+
+def test_a_threshold_gate_pays_the_whole_speed_term_once_the_posture_is_good_enough():
+    data = yaml.safe_load(resolve_config_path("a1_sim").read_text())
+    for term in data["reward"]["terms"][1:]:
+        term["gate_threshold"] = 0.5
+    config = parse_robot_config(data)
+    reward = RewardFunction(config)
+    # Every posture term 0.8 (mean error 0.1 rad of tolerance 0.5): speed pays in full, not x 0.8^3.
+    bent = signals(config, joint_offset=np.full(12, 0.1), vx=0.5)
+    _, parts = reward(bent, np.zeros(12), np.zeros(12))
+    assert parts["forward_velocity"] == pytest.approx(5.0)
+    assert parts["knee_posture"] == pytest.approx(0.8)
+    # Past the threshold (posture 0.4 < 0.5) speed earns nothing.
+    _, parts = reward(signals(config, joint_offset=np.full(12, 0.3), vx=0.5), np.zeros(12), np.zeros(12))
+    assert parts["forward_velocity"] == 0.0 and parts["knee_posture"] == pytest.approx(0.4)

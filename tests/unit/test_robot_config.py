@@ -19,6 +19,18 @@ from dreamer_core.robots.observation import OBSERVATION_TERMS, ObservationTermKi
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "robot_configs"
 
 
+# A two-joint trot fragment (docs/robot_config.md#action): enough for the schema checks.
+TROT = {"frequency_hz": 2.0, "joints": [{"name": "FR_upper_joint", "amplitude": 0.1},
+                                        {"name": "FR_lower_joint", "amplitude": -0.2, "phase": 0.75,
+                                         "rectified": True}]}
+
+
+def walking(data: dict, **gait) -> None:
+    """Make ``data`` a base-gait config (TROT with ``gait``'s keys changed) that observes the phase."""
+    data["action"].update(kind="base_gait", gait={**TROT, **gait})
+    data["observation"].append({"name": "gait_phase"})
+
+
 def a1_data() -> dict:
     return yaml.safe_load((REPO_CONFIGS / "a1_sim.yaml").read_text())
 
@@ -100,6 +112,20 @@ def test_name_lookup_honours_env_var(tmp_path, monkeypatch):
          "sim.randomization: friction: low (1.2) must be <= high (0.6)"),
         (lambda d: d["sim"].update(foot_bodies=["FR_toe"]), "sim.foot_bodies: has 1 bodies for 4 feet"),
         (lambda d: d.update(robot_id="a1 sim"), "a1_sim.yaml: robot_id: String should match pattern"),
+        (lambda d: d["action"].update(kind="base_gait"), "action: gait: give it exactly when kind is base_gait"),
+        (lambda d: d["action"].update(gait=TROT), "action: gait: give it exactly when kind is base_gait"),
+        (lambda d: d["action"].update(kind="base_gait", gait=TROT),
+         "observation: action.kind base_gait needs the gait_phase term"),
+        (lambda d: d["observation"].append({"name": "gait_phase"}),
+         "observation: the gait_phase term needs action.kind base_gait"),
+        (lambda d: walking(d, frequency_hz=40.0), "action.gait.frequency_hz: 40.0 Hz is above half the control rate"),
+        (lambda d: walking(d, joints=[{"name": "FR_knee", "amplitude": 0.1}]),
+         "action.gait.joints.0.name: unknown joint 'FR_knee'"),
+        (lambda d: walking(d, joints=[{"name": "FR_hip_joint", "amplitude": 0.1}] * 2),
+         "action.gait.joints.1.name: joint 'FR_hip_joint' appears twice"),
+        (lambda d: walking(d, joints=[{"name": "FR_hip_joint", "amplitude": 0.1, "phase": 1.0}]),
+         "action.gait.joints.0.phase: Input should be less than 1"),
+        (lambda d: d["reward"]["terms"][1].update(gate_threshold=float("nan")), "reward.terms.1.gate_threshold:"),
     ],
 )
 def test_each_config_error_names_file_and_key(tmp_path, change, expected):
@@ -242,7 +268,8 @@ def test_action_mapper_scales_clips_filters_and_respects_limits():
 def test_a_new_observation_term_is_one_registry_entry(monkeypatch):
     # The one entry: a name, a width for the robot, and a getter from the tick's signals.
     monkeypatch.setitem(OBSERVATION_TERMS, "base_ang_speed", ObservationTermKind(
-        width=lambda config: 1, read=lambda signals, prev_action, default: [np.linalg.norm(signals.base_ang_vel)]))
+        width=lambda config: 1,
+        read=lambda signals, prev_action, default, phase: [np.linalg.norm(signals.base_ang_vel)]))
     data = a1_data()
     data["observation"].insert(2, {"name": "base_ang_speed", "scale": 0.5})
     config = parse_robot_config(data)  # the config accepts the new name

@@ -40,7 +40,8 @@ def test_is_first_mid_sequence_resets_state():
 
 @torch.no_grad()
 def test_policy_tick_loop_matches_observe():
-    """Driving the exported one-tick module step by step reproduces observe() on the logged data."""
+    """Driving the exported one-tick module step by step, fed the action the robot executed (here
+    half the one it returned, as a rate limit would leave it), reproduces observe() on that replay."""
     agent = tiny_agent(seed=3)
     tick = agent.policy_tick()
     rng = np.random.default_rng(0)
@@ -52,15 +53,15 @@ def test_policy_tick_loop_matches_observe():
     eps = torch.tensor(rng.normal(size=(steps, 1, ACT_DIM)), dtype=torch.float32)
     state = agent.initial_state(1)
     h, z, prev = state["h"], state["z"], state["prev_action"]
-    hs, zs, actions = [], [], []
+    hs, zs, executed = [], [], []
     for t in range(steps):
-        action, mean, h_next, z = tick(obs[t], h, z, prev, is_first[t], gumbel[t].flatten(-2), eps[t])
+        action, mean, h, z = tick(obs[t], h, z, prev, is_first[t], gumbel[t].flatten(-2), eps[t])
         assert torch.all(action.abs() <= 1.0) and torch.all(mean.abs() < 1.0)
-        hs.append(rssm.reset(h, is_first[t]))
+        hs.append(h)
         zs.append(z)
-        actions.append(action)
-        h, prev = h_next, action
-    post = _observe(agent, {"obs": obs, "action": torch.stack(actions), "is_first": is_first}, gumbel)
+        prev = 0.5 * action
+        executed.append(prev)
+    post = _observe(agent, {"obs": obs, "action": torch.stack(executed), "is_first": is_first}, gumbel)
     assert torch.equal(post["h"], torch.stack(hs))
     assert torch.equal(post["z"], torch.stack(zs))
 
