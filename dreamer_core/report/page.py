@@ -27,8 +27,9 @@ SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]]
      "dots of newer versions sitting higher.", plots.return_over_time),
     ("robot-minutes", "Real return per robot-minute",
      "The same episodes against robot time: the recorded steps divided by the control rate, so waits between "
-     "episodes (resets, a paced simulator waiting for the learner) take no room. The black steps are the mean "
-     "return of the episodes that ended in each robot-minute: a robot that improves climbs from left to right.",
+     "episodes (resets, a paced simulator waiting for the learner) take no room; red crosses are episodes cut "
+     "short. The black steps are the mean return of the complete episodes that ended in each robot-minute: a "
+     "robot that improves climbs from left to right.",
      plots.return_per_robot_minute),
     ("by-version", "Mean real return per version",
      "Bars are the mean return of each version's complete episodes, whiskers a bootstrap interval of that "
@@ -140,6 +141,9 @@ def versions_table(data: RunData) -> str:
 def cut_table(data: RunData) -> str:
     """The episodes cut short, each with its length against the time limit."""
     cut = data.cut_episodes()
+    if data.episode_steps is None:
+        return _nothing("Cut episodes cannot be told apart",
+                        data.notes.get("robot config", "the run's time limit is unknown"))
     if not cut:
         return _nothing("No episode was cut short", "every ended episode fell or reached the time limit")
     return _table(["ended", "session", "version", "rows", "return"],
