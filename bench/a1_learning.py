@@ -4,19 +4,26 @@ Starts the sim stack (`dreamer-stack sim`) with `sim_robot` in paced mode (each 
 has made the updates its train ratio allows for the data so far: docs/nodes.md#sim_robot), runs
 until the replay store holds the robot-time budget, stops the stack and prints
   - the real return of the complete episodes per robot-minute (recorded steps / control rate),
-    with the policy versions that ran them,
+    with the policy versions that ran them and how many episodes were cut short (a stop, a fault
+    hold, a swap: dreamer_core.report.complete_episodes; never averaged),
   - the initial policy's return: the version-0 episodes of the same run,
   - every gate decision of the learner (version, promoted or held back, why) and the robot's
     verdicts (canary passed, rolled back),
-  - the wall time, the learner's updates and the time the robot waited for the learner.
-The run directory keeps everything (`dreamer-report RUN_DIR` redraws the report).
+  - the wall time, the learner's updates and the time the robot waited for the learner,
+  - the run's summary line (dreamer_core.report.run_summary: v0's mean return, the mean over the
+    last 2 robot-minutes, forward distance per episode, falls, promotions, rollbacks, wall time)
+    and its verdict line, the one `dreamer-report` prints.
+With `--seeds N` it does this N times, one run per seed (`--first-seed`, then +1 each: the seed of
+sim_robot, control_node and learner_node), and ends with the table of the N summaries and how many
+seeds' last-2-minutes mean reached 1.1x v0's. Each run directory (RUN_DIR/seed-S) keeps everything
+(`dreamer-report RUN_DIR/seed-S` redraws the report).
 
 A CPU learner makes far fewer updates per second than a robot makes steps at 512 train ratio,
 so the budget and train ratio decide the wall time: updates ≈ train_ratio · steps / (16 · 64).
 Defaults: 5 robot-minutes (15,000 steps at 50 Hz) at train ratio 64 = 937 `xs` updates.
 
-Usage: python bench/a1_learning.py [--robot-minutes 5] [--train-ratio 64] [--preset xs]
-       [--preset-set KEY=VALUE ...] [--trust-set KEY=VALUE ...]
+Usage: python bench/a1_learning.py [--robot-minutes 5] [--train-ratio 64] [--preset xs] [--seeds 1]
+       [--first-seed 0] [--preset-set KEY=VALUE ...] [--trust-set KEY=VALUE ...]
        [--run-dir DIR] [--keys-dir runs/keys] [--ros-domain-id 215] [--wall-limit-minutes 90]
 `--preset-set disagreement_penalty=1.0` or `--trust-set horizon=skill` compare a variant with the
 defaults on the same budget (values are YAML: numbers, words, null).
@@ -41,7 +48,8 @@ from tqdm import tqdm
 from dreamer_core.config import load_agent_config
 from dreamer_core.deploy import generate_keypair
 from dreamer_core.report.robot_time import return_by_robot_minute, robot_minutes_at_end
-from dreamer_core.report.run_data import load_run
+from dreamer_core.report.run_data import RunData, load_run
+from dreamer_core.report.run_summary import SUMMARY_HEADER, RunSummary, seeds_line, summarize_run, summary_row
 from dreamer_core.robots.config import TrustConfig, load_robot_config, resolve_config_path
 from dreamer_core.storage import ReplayStore, ReplayStoreError
 
@@ -52,8 +60,8 @@ STALE_SENSOR_PERIODS = 15
 POLL_S = 10.0
 
 
-def write_inputs(args, run_dir: Path) -> tuple[Path, Path, Path]:
-    """The bench's preset (train ratio), robot config (watchdog slack) and params file."""
+def write_inputs(args, run_dir: Path, seed: int) -> tuple[Path, Path, Path]:
+    """The bench's preset (train ratio), robot config (watchdog slack) and params file (pacing, seeds)."""
     inputs = run_dir.parent / f"{run_dir.name}-inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     overrides = {**args.preset_set, "train_ratio": args.train_ratio}
@@ -66,9 +74,11 @@ def write_inputs(args, run_dir: Path) -> tuple[Path, Path, Path]:
     robot_path = inputs / "robot.yaml"
     robot_path.write_text(yaml.safe_dump(robot, sort_keys=False))
     params = {
-        "sim_robot": {"ros__parameters": {"paced": True, "paced_max_updates_owed": args.max_updates_owed}},
+        "sim_robot": {"ros__parameters": {"paced": True, "paced_max_updates_owed": args.max_updates_owed,
+                                          "seed": seed}},
+        "control_node": {"ros__parameters": {"seed": seed}},
         # nice 0: on a shared machine a niced learner only sets the wall time (pacing keeps the curve).
-        "learner_node": {"ros__parameters": {"nice": 0, "min_steps": args.min_steps}},
+        "learner_node": {"ros__parameters": {"nice": 0, "min_steps": args.min_steps, "seed": seed}},
     }
     params_path = inputs / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
@@ -139,62 +149,24 @@ def learner_progress(run_dir: Path) -> dict[str, str]:
     return last
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--robot-minutes", type=float, default=5.0, help="robot-time budget (default 5)")
-    parser.add_argument("--train-ratio", type=float, default=64.0, help="replayed per collected step (default 64)")
-    parser.add_argument("--preset", default="xs")
-    parser.add_argument("--robot", default="a1_sim")
-    parser.add_argument("--min-steps", type=int, default=1000, help="real steps before the first update")
-    parser.add_argument("--max-updates-owed", type=int, default=0, help="sim_robot paced_max_updates_owed")
-    parser.add_argument("--bin-minutes", type=float, default=1.0)
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="new run directory (default runs/a1_learning-<time>)")
-    parser.add_argument("--keys-dir", type=Path, default=REPO / "runs" / "keys")
-    parser.add_argument("--ros-domain-id", type=int, default=215,
-                        help="ROS_DOMAIN_ID of the run (default 215: outside the tests' 1..200), discovery localhost")
-    parser.add_argument("--wall-limit-minutes", type=float, default=90.0, help="stop the stack after this long")
-    parser.add_argument("--preset-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="preset key for this run, e.g. disagreement_penalty=1.0 (repeatable)")
-    parser.add_argument("--trust-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="robot config trust key for this run, e.g. horizon=skill (repeatable)")
-    args = parser.parse_args()
-    args.preset_set = key_values(args.preset_set, "--preset-set")
-    args.trust_set = key_values(args.trust_set, "--trust-set")
-
-    run_dir = args.run_dir or REPO / "runs" / f"a1_learning-{datetime.now():%Y%m%d-%H%M%S}"
-    if run_dir.exists():
-        parser.error(f"--run-dir {run_dir} exists; give a new directory")
-    rate = load_robot_config(args.robot).control_rate_hz
-    budget_steps = round(args.robot_minutes * 60 * rate)
-    try:
-        agent = load_agent_config(args.preset, args.preset_set)
-        TrustConfig(**args.trust_set)
-    except ValueError as exc:  # a --preset-set or --trust-set the configs refuse
-        parser.error(str(exc))
-    updates = int(args.train_ratio * budget_steps / (agent.batch_size * agent.seq_len))
-    print(f"budget {args.robot_minutes:g} robot-minutes = {budget_steps} steps at {rate:g} Hz; train ratio "
-          f"{args.train_ratio:g} ({args.preset}, {agent.batch_size}x{agent.seq_len}): about {updates} updates; "
-          f"run directory {run_dir}")
-    preset, robot, params = write_inputs(args, run_dir)
-    wall = run_stack(args, run_dir, preset, robot, params, budget_steps)
-
-    data = load_run(run_dir)
+def print_run(data: RunData, args, rate: float, wall: float) -> None:
+    """The run's return per robot-minute, v0 against the learned versions, decisions and verdicts."""
     episodes = sorted(data.episodes, key=lambda e: e.end_stamp)
     ends = robot_minutes_at_end(episodes, rate)
     within = [e for e, end in zip(episodes, ends, strict=True) if end <= args.robot_minutes + 1e-9]
-    print(f"\nwall time {wall / 60:.1f} min for {args.robot_minutes:g} robot-minutes; "
-          f"{len(within)} complete episodes within the budget ({len(episodes)} stored)")
-    print("\nrobot-minutes | episodes | mean return | min | max | versions")
-    for b in return_by_robot_minute(within, rate, args.bin_minutes):
+    complete = [e for e in within if data.is_complete(e)]
+    print(f"\nwall time {wall / 60:.1f} min for {args.robot_minutes:g} robot-minutes; {len(complete)} complete and "
+          f"{len(within) - len(complete)} cut episodes within the budget ({len(episodes)} ended in all)")
+    print("\nrobot-minutes | episodes | mean return | min | max | cut | versions")
+    for b in return_by_robot_minute(within, rate, args.bin_minutes, is_complete=data.is_complete):
         if b.returns:
             versions = ",".join(f"v{v}" for v in sorted(set(b.versions)))
             print(f"{b.start_min:5.1f}-{b.end_min:<5.1f} | {len(b.returns):8d} | {b.mean_return:11.1f} | "
-                  f"{min(b.returns):5.1f} | {max(b.returns):5.1f} | {versions}")
+                  f"{min(b.returns):5.1f} | {max(b.returns):5.1f} | {b.cut:3d} | {versions}")
         else:
-            print(f"{b.start_min:5.1f}-{b.end_min:<5.1f} | {0:8d} |")
-    for label, group in (("initial policy (v0)", [e for e in within if e.policy_version == 0]),
-                         ("learned (v>=1)", [e for e in within if e.policy_version > 0])):
+            print(f"{b.start_min:5.1f}-{b.end_min:<5.1f} | {0:8d} | {'':11} | {'':5} | {'':5} | {b.cut:3d} |")
+    for label, group in (("initial policy (v0)", [e for e in complete if e.policy_version == 0]),
+                         ("learned (v>=1)", [e for e in complete if e.policy_version > 0])):
         returns = np.array([e.ret for e in group])
         text = f"{returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} episodes" if len(returns) else "none"
         print(f"{label}: mean return {text}")
@@ -208,12 +180,73 @@ def main() -> int:
         print(f"  v{e.version} {e.event}: {e.reason}")
     if not data.events:
         print("  none")
-    last = learner_progress(run_dir)
+    last = learner_progress(data.layout.root)
     print(f"\nlearner updates {last.get('learner_node.updates', '?')}, updates owed at the end "
           f"{last.get('learner_node.updates_owed', '?')}; robot waited for the learner "
           f"{last.get('sim_robot.paced_waited_s', '?')} s (completed waits)")
     if data.notes:
         print(f"missing sources: {data.notes}")
+
+
+def run_seed(args, seed: int, run_dir: Path, rate: float, budget_steps: int) -> RunSummary:
+    """One bench run with ``seed``: run the stack, print what it did and its summary."""
+    print(f"\n=== seed {seed}: run directory {run_dir}")
+    preset, robot, params = write_inputs(args, run_dir, seed)
+    wall = run_stack(args, run_dir, preset, robot, params, budget_steps)
+    data = load_run(run_dir)
+    print_run(data, args, rate, wall)
+    summary = summarize_run(data, seed=seed, budget_minutes=args.robot_minutes, wall_s=wall)
+    print(f"\n{SUMMARY_HEADER}\n{summary_row(summary)}\n{summary.verdict}")
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--robot-minutes", type=float, default=5.0, help="robot-time budget (default 5)")
+    parser.add_argument("--seeds", type=int, default=1, help="runs, one per seed (default 1)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seed of the first run; the next ones +1 each")
+    parser.add_argument("--train-ratio", type=float, default=64.0, help="replayed per collected step (default 64)")
+    parser.add_argument("--preset", default="xs")
+    parser.add_argument("--robot", default="a1_sim")
+    parser.add_argument("--min-steps", type=int, default=1000, help="real steps before the first update")
+    parser.add_argument("--max-updates-owed", type=int, default=0, help="sim_robot paced_max_updates_owed")
+    parser.add_argument("--bin-minutes", type=float, default=1.0)
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="new directory for the runs, one RUN_DIR/seed-S each (default runs/a1_learning-<time>)")
+    parser.add_argument("--keys-dir", type=Path, default=REPO / "runs" / "keys")
+    parser.add_argument("--ros-domain-id", type=int, default=215,
+                        help="ROS_DOMAIN_ID of the run (default 215: outside the tests' 1..200), discovery localhost")
+    parser.add_argument("--wall-limit-minutes", type=float, default=90.0, help="stop each run's stack after this long")
+    parser.add_argument("--preset-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="preset key for this run, e.g. disagreement_penalty=1.0 (repeatable)")
+    parser.add_argument("--trust-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="robot config trust key for this run, e.g. horizon=skill (repeatable)")
+    args = parser.parse_args()
+    args.preset_set = key_values(args.preset_set, "--preset-set")
+    args.trust_set = key_values(args.trust_set, "--trust-set")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+
+    base = args.run_dir or REPO / "runs" / f"a1_learning-{datetime.now():%Y%m%d-%H%M%S}"
+    if base.exists():
+        parser.error(f"--run-dir {base} exists; give a new directory")
+    rate = load_robot_config(args.robot).control_rate_hz
+    budget_steps = round(args.robot_minutes * 60 * rate)
+    try:
+        agent = load_agent_config(args.preset, args.preset_set)
+        TrustConfig(**args.trust_set)
+    except ValueError as exc:  # a --preset-set or --trust-set the configs refuse
+        parser.error(str(exc))
+    updates = int(args.train_ratio * budget_steps / (agent.batch_size * agent.seq_len))
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    print(f"budget {args.robot_minutes:g} robot-minutes = {budget_steps} steps at {rate:g} Hz; train ratio "
+          f"{args.train_ratio:g} ({args.preset}, {agent.batch_size}x{agent.seq_len}): about {updates} updates; "
+          f"seeds {', '.join(map(str, seeds))}; runs in {base}")
+    summaries = [run_seed(args, seed, base / f"seed-{seed}", rate, budget_steps) for seed in seeds]
+    print(f"\n=== {len(summaries)} seed(s)\n{SUMMARY_HEADER}")
+    for summary in summaries:
+        print(summary_row(summary))
+    print(seeds_line(summaries))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``dreamer-report RUN_DIR``: write the session report of a run directory (docs/report.md).
+"""``dreamer-report RUN_DIR``: write the session report of a run directory (docs/report.md) and
+print its one-line verdict (did a learned version beat the initial policy?).
 
 Exit status: 0 written, 1 the run directory does not exist or the page cannot be written,
 2 bad command-line usage.
@@ -28,13 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.run_dir} is not a directory; give a run directory written by dreamer-stack",
               file=sys.stderr)
         return 1
-    from dreamer_core.report.page import write_report  # matplotlib loads here, after the arguments are checked
+    from dreamer_core.report.page import write_page  # matplotlib loads here, after the arguments are checked
+    from dreamer_core.report.run_data import load_run
+    from dreamer_core.report.verdict import verdict
 
+    data = load_run(args.run_dir)
     try:
-        path = write_report(args.run_dir, args.out)
+        path = write_page(data, args.out)
     except OSError as exc:
         print(f"error: cannot write the report: {exc}", file=sys.stderr)
         return 1
+    print(verdict(data.complete_returns_by_version()).line)
     print(f"report: {path}")
     return 0
 

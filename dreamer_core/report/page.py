@@ -15,22 +15,25 @@ from matplotlib.figure import Figure
 
 from dreamer_core.report import plots
 from dreamer_core.report.run_data import Decision, RunData, load_run
+from dreamer_core.report.verdict import verdict
 
 # (anchor, title, how to read it, figure) in page order; docs/report.md explains each in full.
 SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]] = [
     ("returns", "Real return per episode",
-     "Each dot is one complete episode the robot ran, placed at the real steps recorded by its end and coloured "
-     "by the policy version that ran it; the black line is the running mean. Vertical lines mark the learner's "
-     "decisions and the robot's rollbacks when they happened. Improvement shows as the dots of newer versions "
-     "sitting higher.", plots.return_over_time),
+     "Each dot is one complete episode the robot ran (it fell or reached the time limit), placed at the real "
+     "steps recorded by its end and coloured by the policy version that ran it; red crosses are episodes cut "
+     "short (a stop, a fault hold, a swap), left out of every mean. The black line is the running mean. Vertical "
+     "lines mark the learner's decisions and the robot's rollbacks when they happened. Improvement shows as the "
+     "dots of newer versions sitting higher.", plots.return_over_time),
     ("robot-minutes", "Real return per robot-minute",
      "The same episodes against robot time: the recorded steps divided by the control rate, so waits between "
-     "episodes (resets, a paced simulator waiting for the learner) take no room. The black steps are the mean "
-     "return of the episodes that ended in each robot-minute: a robot that improves climbs from left to right.",
+     "episodes (resets, a paced simulator waiting for the learner) take no room; red crosses are episodes cut "
+     "short. The black steps are the mean return of the complete episodes that ended in each robot-minute: a "
+     "robot that improves climbs from left to right.",
      plots.return_per_robot_minute),
     ("by-version", "Mean real return per version",
-     "Bars are the mean return of each version's episodes, whiskers a bootstrap interval of that mean. "
-     "Overlapping whiskers: the data cannot tell the versions apart yet.", plots.return_by_version),
+     "Bars are the mean return of each version's complete episodes, whiskers a bootstrap interval of that "
+     "mean. Overlapping whiskers: the data cannot tell the versions apart yet.", plots.return_by_version),
     ("imagined", "Imagined vs real reward per step",
      "What the world model promised for each promoted version against what the robot then collected. A "
      "purple bar far above its blue one means the actor exploits model errors (over-optimism).",
@@ -62,6 +65,8 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f3f3f3; } img { max-width: 100%; border: 1px solid #eee; }
 .nodata { background: #fff6e0; border-left: 4px solid #e0a000; padding: 0.6em 1em; }
 .promoted { color: #176f2c; font-weight: 600; } .held { color: #8a5a00; }
+p.verdict { font-size: 1.1em; font-weight: 600; background: #eef4ff; border-left: 4px solid #3a6fd8;
+  padding: 0.6em 1em; }
 nav a { margin-right: 1em; }
 """
 
@@ -86,11 +91,12 @@ def _when(stamp: float) -> str:
 
 
 def summary(data: RunData) -> str:
-    episodes = data.episodes
-    by_version = plots.single_version_episodes(data)
+    by_version = data.single_version_episodes()
     promoted = [d for d in data.decisions if d.promoted]
+    limit = f"a fall or {data.episode_steps} rows" if data.episode_steps else "time limit unknown: all counted"
     rows = [
-        ["complete episodes", len(episodes)],
+        ["complete episodes", f"{len(data.complete_episodes())} ({limit}); {len(data.cut_episodes())} cut short, "
+                              "left out of every mean"],
         ["real steps recorded", sum(s.steps for s in data.sessions)],
         ["sessions", len(data.sessions)],
         ["first / last step", f"{_when(min((s.start for s in data.sessions), default=0))} / "
@@ -105,6 +111,44 @@ def summary(data: RunData) -> str:
             f"{plots.version_label(v)}: {sum(e.ret for e in by_version[v]) / len(by_version[v]):.2f} "
             f"over {len(by_version[v])} episodes" for v in dict.fromkeys((first, newest)))])
     return _table([], rows)
+
+
+def _mean(values: list[float]) -> str:
+    return f"{sum(values) / len(values):.2f}" if values else "-"
+
+
+def versions_table(data: RunData) -> str:
+    """Per version: complete episodes, their mean return and falls, the cut ones and, where the simulator
+    recorded it, the mean forward distance per complete episode."""
+    by_version = data.single_version_episodes()
+    cut = [e.policy_version for e in data.cut_episodes()]
+    if not by_version and not cut:
+        return _nothing("No episode ended yet", data.notes.get("replay", "none in the replay store"))
+    headers = ["version", "complete episodes", "mean return", "falls", "cut short"]
+    if data.travel:
+        headers.append("forward distance per episode (m)")
+    rows = []
+    for version in sorted(set(by_version) | set(cut)):
+        group = by_version.get(version, [])
+        row = [plots.version_label(version), len(group), _mean([e.ret for e in group]),
+               sum(e.terminal for e in group), cut.count(version)]
+        if data.travel:
+            row.append(_mean([m for m in map(data.forward_m, group) if m is not None]))
+        rows.append(row)
+    return _table(headers, rows)
+
+
+def cut_table(data: RunData) -> str:
+    """The episodes cut short, each with its length against the time limit."""
+    cut = data.cut_episodes()
+    if data.episode_steps is None:
+        return _nothing("Cut episodes cannot be told apart",
+                        data.notes.get("robot config", "the run's time limit is unknown"))
+    if not cut:
+        return _nothing("No episode was cut short", "every ended episode fell or reached the time limit")
+    return _table(["ended", "session", "version", "rows", "return"],
+                  [[_when(e.end_stamp), e.session_id, f"v{e.policy_version}", f"{e.steps} of {data.episode_steps}",
+                    f"{e.ret:.2f}"] for e in cut])
 
 
 def _nothing(what: str, why: str) -> str:
@@ -159,10 +203,11 @@ def render(data: RunData) -> str:
         f"<h1>Session report: {escape(data.layout.root.name)}</h1>",
         f'<p class="meta">{escape(str(data.layout.root))} · generated {time.strftime("%Y-%m-%d %H:%M:%S")} '
         "· how to read it: docs/report.md</p>",
+        f'<p class="verdict">{escape(verdict(data.complete_returns_by_version()).line)}</p>',
         "<nav>" + "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _, _ in SECTIONS)
-        + '<a href="#decisions">Gate decisions</a><a href="#events">Robot policy events</a>'
-        '<a href="#sources">Sources</a></nav>',
-        "<h2>Summary</h2>", summary(data),
+        + '<a href="#cut">Cut episodes</a><a href="#decisions">Gate decisions</a>'
+        '<a href="#events">Robot policy events</a><a href="#sources">Sources</a></nav>',
+        "<h2>Summary</h2>", summary(data), versions_table(data),
     ]
     for anchor, title, how, draw in SECTIONS:
         parts.append(f'<h2 id="{anchor}">{escape(title)}</h2><p class="how">{escape(how)}</p>')
@@ -171,7 +216,8 @@ def render(data: RunData) -> str:
             parts.append(f'<p class="nodata">No data: {escape(figure.reason)}.</p>')
         else:
             parts.append(f'<img alt="{escape(title)}" src="{png_data_uri(figure)}">')
-    parts += ['<h2 id="decisions">Gate decisions (learner)</h2>', decisions_table(data),
+    parts += ['<h2 id="cut">Episodes cut short (left out of every mean)</h2>', cut_table(data),
+              '<h2 id="decisions">Gate decisions (learner)</h2>', decisions_table(data),
               '<h2 id="events">Robot policy events</h2>', events_table(data),
               '<h2 id="sources">Sources</h2>', sources_table(data), "</body></html>"]
     return "\n".join(parts)
@@ -182,13 +228,17 @@ def sources_table(data: RunData) -> str:
     rows = [[name, str(path), data.notes.get(name, "read")] for name, path in (
         ("replay", layout.replay), ("learner state", layout.learner_state), ("bundles", layout.bundles),
         ("learner TensorBoard", layout.learner_tensorboard), ("diagnostics", layout.diagnostics_log),
-        ("policy events", layout.policy_events_log))]
+        ("policy events", layout.policy_events_log), ("travel log", layout.travel_log))]
     return _table(["source", "path", "status"], rows)
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Render the report of ``run_dir`` to ``out`` (default ``<run_dir>/report.html``); returns its path."""
-    data = load_run(run_dir)
+def write_page(data: RunData, out: str | Path | None = None) -> Path:
+    """Render the report of ``data`` to ``out`` (default ``<run_dir>/report.html``); returns its path."""
     path = Path(out) if out is not None else data.layout.report
     path.write_text(render(data), encoding="utf-8")
     return path
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Read ``run_dir`` and render its report to ``out`` (default ``<run_dir>/report.html``); returns its path."""
+    return write_page(load_run(run_dir), out)

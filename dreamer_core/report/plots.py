@@ -28,6 +28,8 @@ INTERVAL_LEVEL = 0.95
 # Curves drawn in the open-loop plot (the newest versions or decisions).
 NEWEST_CURVES = 6
 INITIAL_POLICY_COLOUR = "0.55"
+# Episodes cut short (complete_episodes): drawn as crosses at their return, never averaged.
+CUT_MARKER = dict(marker="x", s=22, color="tab:red", linewidths=1.0, zorder=3)
 
 
 @dataclass(frozen=True)
@@ -65,30 +67,38 @@ def _missing(data: RunData, source: str, otherwise: str) -> NoData:
     return NoData(f"{source}: {data.notes[source]}" if source in data.notes else otherwise)
 
 
+def _scatter_by_version(ax, x: np.ndarray, episodes: list[Episode], data: RunData) -> None:
+    """Complete episodes as dots coloured by version, cut ones as crosses (``CUT_MARKER``)."""
+    cut = [i for i, e in enumerate(episodes) if not data.is_complete(e)]
+    for version in sorted({e.policy_version for e in episodes}):
+        index = [i for i, e in enumerate(episodes) if e.policy_version == version and data.is_complete(e)]
+        if index:
+            ax.scatter(x[index], [episodes[i].ret for i in index], s=14, color=version_colour(version),
+                       label=version_label(version), zorder=3)
+    if cut:
+        ax.scatter(x[cut], [episodes[i].ret for i in cut], label="cut short (not averaged)", **CUT_MARKER)
+
+
 # -- real returns -------------------------------------------------------------------------
 
 
 def return_over_time(data: RunData) -> Figure | NoData:
-    """Real return of every complete episode against the real steps recorded when it ended (robot
-    experience: gaps between sessions and days take no room), coloured by policy version, with the
-    running mean, the learner's decisions and the robot's rollbacks placed at the experience of
-    their time."""
+    """Real return of every ended episode against the real steps recorded when it ended (robot
+    experience: gaps between sessions and days take no room), coloured by policy version (cut ones
+    as crosses), with the running mean of the complete ones, the learner's decisions and the robot's
+    rollbacks placed at the experience of their time."""
     episodes = sorted(data.episodes, key=lambda e: e.end_stamp)
     if not episodes:
-        return _missing(data, "replay", "no complete episode in the replay store yet")
+        return _missing(data, "replay", "no ended episode in the replay store yet")
     figure, (ax,) = _figure(4.5)
     experience = np.cumsum([e.steps for e in episodes])
-    by_version: dict[int, list[int]] = defaultdict(list)
-    for i, e in enumerate(episodes):
-        by_version[e.policy_version].append(i)
-    for version, index in sorted(by_version.items()):
-        ax.scatter(experience[index], [episodes[i].ret for i in index], s=14, color=version_colour(version),
-                   label=version_label(version), zorder=3)
-    if len(episodes) >= RUNNING_MEAN_EPISODES:
-        returns = np.array([e.ret for e in episodes])
+    _scatter_by_version(ax, experience, episodes, data)
+    complete = [i for i, e in enumerate(episodes) if data.is_complete(e)]
+    if len(complete) >= RUNNING_MEAN_EPISODES:
+        returns = np.array([episodes[i].ret for i in complete])
         mean = np.convolve(returns, np.ones(RUNNING_MEAN_EPISODES) / RUNNING_MEAN_EPISODES, mode="valid")
-        ax.plot(experience[RUNNING_MEAN_EPISODES - 1:], mean, color="black", linewidth=1.5,
-                label=f"mean of last {RUNNING_MEAN_EPISODES}", zorder=4)
+        ax.plot(experience[complete][RUNNING_MEAN_EPISODES - 1:], mean, color="black", linewidth=1.5,
+                label=f"mean of last {RUNNING_MEAN_EPISODES} complete", zorder=4)
     marks = [(d.time, "tab:green" if d.promoted else "0.6", "-" if d.promoted else ":",
               f"v{d.version} promoted" if d.promoted else f"v{d.version} held back") for d in data.decisions]
     marks += [(e.time, "tab:red", "--", f"v{e.version} {e.event.replace('_', ' ')}") for e in data.events
@@ -106,22 +116,20 @@ def return_over_time(data: RunData) -> Figure | NoData:
 
 
 def return_per_robot_minute(data: RunData) -> Figure | NoData:
-    """Real return of every complete episode against the robot-minutes recorded by its end (steps /
-    control rate), coloured by version, with the mean of each robot-minute."""
+    """Real return of every ended episode against the robot-minutes recorded by its end (steps /
+    control rate), coloured by version (cut ones as crosses), with the mean of each robot-minute's
+    complete episodes."""
     episodes = sorted(data.episodes, key=lambda e: e.end_stamp)
     if not episodes:
-        return _missing(data, "replay", "no complete episode in the replay store yet")
+        return _missing(data, "replay", "no ended episode in the replay store yet")
     if data.control_rate_hz is None:
         return _missing(data, "robot config", "the run's control rate is unknown")
     figure, (ax,) = _figure(4.0)
-    minutes = robot_minutes_at_end(episodes, data.control_rate_hz)
-    for version in sorted({e.policy_version for e in episodes}):
-        index = [i for i, e in enumerate(episodes) if e.policy_version == version]
-        ax.scatter(minutes[index], [episodes[i].ret for i in index], s=14, color=version_colour(version),
-                   label=version_label(version), zorder=3)
-    bins = [b for b in return_by_robot_minute(episodes, data.control_rate_hz) if b.returns]
+    _scatter_by_version(ax, robot_minutes_at_end(episodes, data.control_rate_hz), episodes, data)
+    bins = [b for b in return_by_robot_minute(episodes, data.control_rate_hz, is_complete=data.is_complete)
+            if b.returns]
     ax.step([b.end_min for b in bins], [b.mean_return for b in bins], where="pre", color="black", linewidth=1.5,
-            label="mean per robot-minute", zorder=4)
+            label="mean of complete per robot-minute", zorder=4)
     _label(ax, "Real return against robot time", "robot-minutes (recorded steps / control rate)",
            "episode return (real)", legend_outside=True)
     return figure
@@ -136,18 +144,9 @@ def bootstrap_interval(values: np.ndarray, rng: np.random.Generator) -> tuple[fl
     return float(low), float(high)
 
 
-def single_version_episodes(data: RunData) -> dict[int, list[Episode]]:
-    """Complete episodes run by one version from start to end, by version."""
-    by_version: dict[int, list[Episode]] = defaultdict(list)
-    for e in data.episodes:
-        if not e.mixed_versions:
-            by_version[e.policy_version].append(e)
-    return dict(sorted(by_version.items()))
-
-
 def return_by_version(data: RunData) -> Figure | NoData:
     """Mean real return per version with a bootstrap interval and the number of episodes."""
-    by_version = single_version_episodes(data)
+    by_version = data.single_version_episodes()
     if not by_version:
         return _missing(data, "replay", "no complete episode in the replay store yet")
     rng = np.random.default_rng(0)
@@ -164,8 +163,8 @@ def return_by_version(data: RunData) -> Figure | NoData:
     ax.set_xticks(range(len(by_version)), [version_label(v) for v in by_version])
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_ylabel("mean episode return (real)")
-    ax.set_title(f"Mean real return per policy version ({INTERVAL_LEVEL:.0%} bootstrap interval; "
-                 "episodes that swapped policy mid-way left out)")
+    ax.set_title(f"Mean real return per policy version, complete episodes ({INTERVAL_LEVEL:.0%} bootstrap "
+                 "interval)")
     ax.grid(axis="y", alpha=0.3)
     return figure
 
@@ -177,7 +176,7 @@ def imagined_vs_real(data: RunData) -> Figure | NoData:
     if not imagined:
         return _missing(data, "learner state", "no promoted version has an imagined reward recorded yet")
     real = {}
-    for version, group in single_version_episodes(data).items():
+    for version, group in data.single_version_episodes().items():
         steps = sum(e.steps - 1 for e in group)  # an episode's first row carries no reward
         if steps > 0:
             real[version] = sum(e.ret for e in group) / steps

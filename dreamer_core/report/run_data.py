@@ -8,12 +8,15 @@ Sources (paths from :class:`RunLayout`): the replay store (episodes and sessions
 versions), the bundles' manifests (what the learner measured about each promoted version), the
 learner's TensorBoard events (losses), and what dreamer-stack recorded itself: ``/diagnostics``
 snapshots (control timing histograms), the robot's policy events and the parameters it gave the
-control node (the robot config, for the control rate that turns steps into robot-minutes).
+control node (the robot config: the control rate that turns steps into robot-minutes, and the
+episode's time limit that tells complete episodes from cut ones), and the simulator's forward
+travel per episode (``travel_log``).
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +24,10 @@ import yaml
 
 from dreamer_core.deploy.bundle import load_bundle_file
 from dreamer_core.deploy.manifest import Manifest, parse_manifest
+from dreamer_core.report.complete_episodes import is_complete
 from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.report.tensorboard_scalars import Series, read_scalars
+from dreamer_core.report.travel_log import Travel, forward_during
 from dreamer_core.robots.config import load_robot_config
 from dreamer_core.storage import ReplayStore, ReplayStoreError, SessionInfo
 from dreamer_core.storage.episodes import Episode, episodes
@@ -60,7 +65,7 @@ class PolicyEvent:
 @dataclass
 class RunData:
     layout: RunLayout
-    episodes: list[Episode] = field(default_factory=list)  # complete episodes, in store order
+    episodes: list[Episode] = field(default_factory=list)  # ended by an is_last row (complete or cut), store order
     sessions: list[SessionInfo] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     predicted_reward: dict[int, float] = field(default_factory=dict)  # learner state: imagined reward/step
@@ -69,7 +74,37 @@ class RunData:
     control: list[tuple[float, dict[str, str]]] = field(default_factory=list)  # (time, control diagnostics)
     events: list[PolicyEvent] = field(default_factory=list)
     control_rate_hz: float | None = None  # of the run's robot config (steps -> robot-minutes)
+    episode_steps: int | None = None  # of the run's robot config: an episode's time limit in rows
+    travel: list[Travel] = field(default_factory=list)  # sim_robot's forward travel per episode
     notes: dict[str, str] = field(default_factory=dict)  # source -> why it is empty
+
+    def is_complete(self, episode: Episode) -> bool:
+        """Whether ``episode`` counts in the means (``complete_episodes.is_complete``); without the run's
+        robot config the time limit is unknown and every ended episode counts, as the page says."""
+        return self.episode_steps is None or is_complete(episode, self.episode_steps)
+
+    def complete_episodes(self) -> list[Episode]:
+        return [e for e in self.episodes if self.is_complete(e)]
+
+    def cut_episodes(self) -> list[Episode]:
+        return [e for e in self.episodes if not self.is_complete(e)]
+
+    def single_version_episodes(self) -> dict[int, list[Episode]]:
+        """Complete episodes run by one version from start to end, by version (an episode with a swap
+        mid-way, written by an older controller, belongs to two versions)."""
+        by_version: dict[int, list[Episode]] = defaultdict(list)
+        for e in self.complete_episodes():
+            if not e.mixed_versions:
+                by_version[e.policy_version].append(e)
+        return dict(sorted(by_version.items()))
+
+    def complete_returns_by_version(self) -> dict[int, list[float]]:
+        """What the verdict compares: the returns of each version's complete single-version episodes."""
+        return {v: [e.ret for e in group] for v, group in self.single_version_episodes().items()}
+
+    def forward_m(self, episode: Episode) -> float | None:
+        """The simulator's forward travel during ``episode`` (m); None without a travel log entry for it."""
+        return forward_during(self.travel, episode.start_stamp, episode.end_stamp)
 
     def imagined_reward_per_step(self) -> dict[int, float]:
         """The learner's imagined reward per step per promoted version: the manifest's
@@ -89,7 +124,7 @@ def load_run(run_dir: str | Path) -> RunData:
     for source, reader in (("replay", _read_replay), ("learner state", _read_learner_state),
                            ("bundles", _read_bundles), ("learner TensorBoard", _read_scalars),
                            ("diagnostics", _read_diagnostics), ("policy events", _read_events),
-                           ("robot config", _read_robot_config)):
+                           ("robot config", _read_robot_config), ("travel log", _read_travel)):
         try:
             reader(data)
         except READ_ERRORS as exc:
@@ -109,7 +144,7 @@ def _read_replay(data: RunData) -> None:
         return
     with ReplayStore(data.layout.replay, readonly=True) as store:
         data.sessions = store.sessions()
-        data.episodes = [e for e in episodes(store.iter_steps()) if e.complete]
+        data.episodes = [e for e in episodes(store.iter_steps()) if e.complete]  # the open ones are still running
 
 
 def _read_learner_state(data: RunData) -> None:
@@ -180,10 +215,18 @@ def _read_events(data: RunData) -> None:
 
 
 def _read_robot_config(data: RunData) -> None:
-    """The control rate of the robot config dreamer-stack gave the control node (params/control_node.*.yaml)."""
+    """The control rate and episode length of the robot config dreamer-stack gave the control node
+    (params/control_node.*.yaml)."""
     for path in sorted(data.layout.params.glob("control_node.*.yaml")):
         params = yaml.safe_load(path.read_text())["/**"]["ros__parameters"]
         if "robot_config" in params:
-            data.control_rate_hz = load_robot_config(params["robot_config"]).control_rate_hz
+            config = load_robot_config(params["robot_config"])
+            data.control_rate_hz, data.episode_steps = config.control_rate_hz, config.episode_steps
             return
     data.notes["robot config"] = f"no control_node parameters with robot_config in {data.layout.params}"
+
+
+def _read_travel(data: RunData) -> None:
+    if _exists(data, "travel log", data.layout.travel_log):
+        data.travel = [Travel(float(r["start"]), float(r["end"]), float(r["forward_m"]))
+                       for r in _json_lines(data.layout.travel_log)]

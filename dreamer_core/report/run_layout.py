@@ -44,6 +44,11 @@ class RunLayout:
         return self.root / "control_state"
 
     @property
+    def travel_log(self) -> Path:
+        """sim_robot's forward travel per episode (sim stack only: a real robot has none)."""
+        return self.root / "sim" / "travel.jsonl"
+
+    @property
     def launcher(self) -> Path:
         """What dreamer-stack records itself (diagnostics, policy events, TensorBoard)."""
         return self.root / "launcher"

@@ -1,7 +1,9 @@
-"""sim_robot reports on /diagnostics what the simulation does: loop rate, real-time factor, paused, resets."""
+"""sim_robot reports on /diagnostics what the simulation does: loop rate, real-time factor, paused, resets;
+and writes the forward travel of each stretch between resets to its travel log."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -9,6 +11,7 @@ import rclpy
 from stack_harness import Monitor, NodeProcesses
 from std_srvs.srv import Trigger
 
+from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.robots.config import load_robot_config
 
 pytestmark = pytest.mark.ros
@@ -48,3 +51,8 @@ def test_sim_robot_reports_rate_real_time_factor_pause_and_resets(tmp_path, ros_
         nodes.stop_all()
         monitor.close()
         rclpy.try_shutdown()
+    # The stack sets the travel log: one stretch up to the reset, one up to the stop; no command came, so
+    # the robot stood (forward travel of centimetres at most).
+    stretches = [json.loads(line) for line in RunLayout(tmp_path).travel_log.read_text().splitlines()]
+    assert len(stretches) == 2 and stretches[0]["end"] == stretches[1]["start"] < stretches[1]["end"], stretches
+    assert all(abs(s["forward_m"]) < 0.1 for s in stretches), stretches

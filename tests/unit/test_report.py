@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
 from dreamer_core.control.timing import TickStats
 from dreamer_core.deploy import generate_keypair
@@ -22,7 +23,7 @@ from dreamer_core.report.run_data import load_run
 from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.report.run_record import RunRecorder
 from dreamer_core.report.tensorboard_scalars import read_scalars
-from dreamer_core.robots.config import load_robot_config
+from dreamer_core.robots.config import load_robot_config, resolve_config_path
 from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
 from dreamer_core.storage import ReplayStore, Transition
 
@@ -89,9 +90,14 @@ def run_dir(tmp_path_factory):
     held = LearnerRunner(strict, settings, log=lambda _: None)  # resumes; this gate refuses
     assert held.iterate() == []
     held.close()
-    # What dreamer-stack gives the control node: the robot config the report takes the control rate from.
+    # What dreamer-stack gives the control node: the robot config the report takes the control rate and the
+    # episode's time limit from (here EPISODE rows, the synthetic episodes' length: they all ran to the limit).
+    robot = yaml.safe_load(resolve_config_path("a1_sim").read_text())
+    robot["episode"] = {"max_steps": EPISODE}
+    (root / "robot.yaml").write_text(yaml.safe_dump(robot, sort_keys=False))
     layout.params.mkdir()
-    (layout.params / "control_node.0.yaml").write_text("/**:\n  ros__parameters:\n    robot_config: a1_sim\n")
+    (layout.params / "control_node.0.yaml").write_text(
+        f"/**:\n  ros__parameters:\n    robot_config: {root / 'robot.yaml'}\n")
     recorder = RunRecorder(root)
     recorder.diagnostics({"control_node": control_diagnostics("s-1", 400, rng), "replay_node": {"steps": "1"}},
                          now=now)
@@ -106,7 +112,8 @@ def run_dir(tmp_path_factory):
 
 def test_run_data_reads_every_source(run_dir):
     data = load_run(run_dir)
-    assert not data.notes, data.notes
+    assert data.notes == {"travel log": f"{RunLayout(run_dir).travel_log} does not exist"}  # no sim_robot here
+    assert data.episode_steps == EPISODE and not data.cut_episodes()
     assert len(data.episodes) == 21 and sum(e.mixed_versions for e in data.episodes) == 1
     assert {e.policy_version for e in data.episodes} == {0, 1, 2}
     assert [(d.version, d.promoted) for d in data.decisions] == [(1, True), (2, True), (3, False)]
@@ -124,13 +131,13 @@ def test_returns_binned_by_robot_minute(run_dir):
     data = load_run(run_dir)
     assert data.control_rate_hz == 50.0  # a1_sim, from the control node's parameters
     # 21 episodes of 50 steps at 50 Hz: one robot-second each, 21 s in all; bins of 6 s.
-    bins = return_by_robot_minute(data.episodes, data.control_rate_hz, bin_minutes=0.1)
+    bins = return_by_robot_minute(data.episodes, data.control_rate_hz, bin_minutes=0.1, is_complete=data.is_complete)
     assert len(bins) == 4 and [b.start_min for b in bins] == pytest.approx([0.0, 0.1, 0.2, 0.3])
     assert sum(len(b.returns) for b in bins) == 21
     assert set(bins[0].versions) == {0} and 2 in bins[-1].versions
     assert bins[-1].mean_return > bins[0].mean_return  # the later versions were given more reward
     with pytest.raises(ValueError, match="bin_minutes"):
-        return_by_robot_minute(data.episodes, 50.0, bin_minutes=0)
+        return_by_robot_minute(data.episodes, 50.0, bin_minutes=0, is_complete=data.is_complete)
 
 
 def test_launcher_tensorboard_has_real_returns_decisions_and_timing(run_dir):
@@ -146,9 +153,12 @@ def test_launcher_tensorboard_has_real_returns_decisions_and_timing(run_dir):
     assert list(scalars["control/latency_p99_ms"].steps) == [400, 900, 300]
 
 
-def test_report_has_a_figure_for_every_section(run_dir, tmp_path):
+def test_report_has_a_figure_for_every_section(run_dir, tmp_path, capsys):
     assert report_main([str(run_dir), "--out", str(tmp_path / "r.html")]) == 0
+    verdict_line = capsys.readouterr().out.splitlines()[0]
+    assert verdict_line.startswith("verdict: v2 beat v0: mean return ")  # v2 was given the most reward
     page = (tmp_path / "r.html").read_text()
+    assert page.index(verdict_line) < page.index("<h2>Summary</h2>")  # the page opens with the same line
     assert "No data" not in page, re.findall(r"No data: [^<]*", page)
     assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == len(SECTIONS)
     # The decisions table: the held-back candidate's reason, and each value beside its threshold.

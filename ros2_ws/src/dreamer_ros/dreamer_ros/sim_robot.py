@@ -8,6 +8,8 @@ Services: `~/reset` (std_srvs/Trigger) stands the robot up again, `~/pause`
 (once a second): the achieved loop rate and real-time factor, paused, resets.
 With `paced`, a reset waits for the learner (dreamer_core.runners.pacing): the robot stands
 still, still publishing, and the reset answers "not yet" until the learner keeps up.
+With `travel_log`, each stretch between two resets (an episode) appends the base's forward travel
+to that file (dreamer_core.report.travel_log) for the session report.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from dreamer_core.control.timing import FixedRateLoop
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
+from dreamer_core.report.travel_log import TravelLog
 from dreamer_core.runners.pacing import EpisodePacing, LearnerProgress
 from dreamer_ros import qos
 from dreamer_ros.conversions import diagnostic_status
@@ -41,6 +44,7 @@ PARAMETERS = {
                           "waits, the robot standing still)"),
     "paced_max_updates_owed": Param(0, "paced: the most updates the learner may still owe when an episode "
                                        "starts", range=(0, 1_000_000)),
+    "travel_log": Param("", "file to append each episode's forward travel to (JSON lines; empty: not recorded)"),
 }
 # Below this share of the requested real-time factor the simulation reports WARN (the machine cannot keep up).
 SLOW_SHARE = 0.9
@@ -59,6 +63,8 @@ class SimRobot(Node):
         self._frozen = threading.Event()
         self.pacing = EpisodePacing(params["paced_max_updates_owed"]) if params["paced"] else None
         self._pacing_status = "learner caught up"
+        self.travel = TravelLog(params["travel_log"]) if params["travel_log"] else None
+        self._next_stretch(None)
         self.fatal_error: str | None = None  # set when the simulation loop dies; run_node then exits non-zero
         self.loop = FixedRateLoop(self.config.dt / params["real_time_factor"])
         topics = self.config.topics
@@ -103,9 +109,11 @@ class SimRobot(Node):
         waiting = self.pacing is not None and self.pacing.waiting
         if not waiting:  # a repeated call during a paced wait does not reset again
             with self._lock:
+                ended_at = self.env.base_position()
                 self.env.reset_physics()
                 self._targets = None
                 self.resets += 1
+            self._next_stretch(ended_at)
         response.success, response.message = True, "robot reset to the default standing pose"
         if self.pacing is not None:
             go, self._pacing_status = self.pacing.may_start(time.monotonic())
@@ -117,6 +125,17 @@ class SimRobot(Node):
             if not go:
                 response.success, response.message = False, f"reset; {self._pacing_status}"
         return response
+
+    def _next_stretch(self, ended_at: np.ndarray | None) -> None:
+        """Travel log: end the stretch that ended at position ``ended_at`` (None: none ran) and begin the next."""
+        if self.travel is None:
+            return
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if ended_at is not None:
+            self.travel.finish(now, ended_at)
+        with self._lock:
+            position, quat = self.env.base_position(), self.env.read_signals().base_quat
+        self.travel.begin(now, position, quat)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -224,6 +243,10 @@ class SimRobot(Node):
     def stop(self) -> None:
         self._running.clear()
         self._thread.join(timeout=2.0)
+        if self.travel is not None:
+            with self._lock:
+                position = self.env.base_position()
+            self.travel.finish(self.get_clock().now().nanoseconds * 1e-9, position)
 
 
 def main(args=None) -> None:

@@ -61,7 +61,7 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
     keys = Path(keys_dir) if keys_dir else run.root / "keys"
     common = {"robot_config": robot}
     overrides = {
-        "sim_robot": {},
+        "sim_robot": {"travel_log": str(run.travel_log)},  # forward travel per episode, for the report
         "control_node": {
             "public_key": str(keys / PUBLIC_KEY_NAME),
             "allow_unsigned": allow_unsigned,
