@@ -240,7 +240,7 @@ class LearnerRunner:
             max(self.state.horizon, t.horizon_min), t.horizon_max)
         self.agent.horizon = self.state.horizon
         self.train_ratio = TrainRatio(self.agent.config)
-        self.offline = OfflineBudget()
+        self.offline = OfflineBudget(log=log)
         log(f"compute precision {self.agent.precision.name}: {self.agent.precision.reason}")
         problems = trust_problems(self.trust, self.agent.config)
         if problems:

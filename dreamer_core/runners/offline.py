@@ -32,20 +32,25 @@ class OfflineSettings(Protocol):
 
 
 class OfflineBudget:
-    """The idle period and what it has spent (see the module docstring)."""
+    """The idle period and what it has spent (see the module docstring); logs when a period begins,
+    spends its budget and ends."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] = lambda text: None):
         self.clock = clock
+        self.log = log
         self.updates = 0  # made in the current idle period
         self._last_arrival: float | None = None  # when steps last arrived (first call: the learner's start)
         self._started: float | None = None  # when the current idle period began; None outside one
+        self._spent_logged = False
 
     def observe(self, arrived: int) -> None:
         """Note how many steps arrived in the store since the last call; any ends the idle period."""
         if arrived or self._last_arrival is None:
-            self._last_arrival = self.clock()
-            self._started = None
-            self.updates = 0
+            now = self.clock()
+            if self._started is not None:
+                self.log(f"new steps arrived: offline training ends after {self.updates} updates in "
+                         f"{(now - self._started) / 60:.1f} min")
+            self._last_arrival, self._started, self.updates, self._spent_logged = now, None, 0, False
 
     def allowed(self, settings: OfflineSettings, at_most: int) -> int:
         """Updates the learner may make now beyond the train ratio, at most ``at_most``: 0 while off,
@@ -57,10 +62,16 @@ class OfflineBudget:
             return 0
         if self._started is None:
             self._started = now
-        if settings.offline_max_minutes and now - self._started >= settings.offline_max_minutes * 60:
+            self.log(f"no new steps for {settings.offline_idle_s:g} s: training offline on the stored replay "
+                     f"(budget per idle period: {_budget(settings)})")
+        if self._spent(settings, now):
+            if not self._spent_logged:
+                self._spent_logged = True
+                self.log(f"offline budget spent: {self.updates} updates in {(now - self._started) / 60:.1f} min; "
+                         "waiting for new steps")
             return 0
         if settings.offline_max_updates:
-            return max(0, min(at_most, settings.offline_max_updates - self.updates))
+            return min(at_most, settings.offline_max_updates - self.updates)
         return at_most
 
     def spent(self, updates: int) -> None:
@@ -74,12 +85,22 @@ class OfflineBudget:
         if self._last_arrival is None:
             return "collecting"
         now = self.clock()
-        idle = now - self._last_arrival
         if self._started is None:
-            return f"collecting: last new step {idle:.0f} s ago (offline after {settings.offline_idle_s:g} s)"
-        minutes = (now - self._started) / 60
-        spent = ((settings.offline_max_minutes and minutes >= settings.offline_max_minutes)
-                 or (settings.offline_max_updates and self.updates >= settings.offline_max_updates))
+            return (f"collecting: last new step {now - self._last_arrival:.0f} s ago "
+                    f"(offline after {settings.offline_idle_s:g} s)")
         updates = f"{self.updates}" + (f"/{settings.offline_max_updates}" if settings.offline_max_updates else "")
-        clock = f"{minutes:.1f}" + (f"/{settings.offline_max_minutes:g}" if settings.offline_max_minutes else "")
-        return f"{'budget spent' if spent else 'training'}: {updates} updates, {clock} min"
+        minutes = f"{(now - self._started) / 60:.1f}" + (
+            f"/{settings.offline_max_minutes:g}" if settings.offline_max_minutes else "")
+        return f"{'budget spent' if self._spent(settings, now) else 'training'}: {updates} updates, {minutes} min"
+
+    def _spent(self, settings: OfflineSettings, now: float) -> bool:
+        """The current idle period has used its updates or its minutes."""
+        minutes = (now - self._started) / 60
+        return bool((settings.offline_max_updates and self.updates >= settings.offline_max_updates)
+                    or (settings.offline_max_minutes and minutes >= settings.offline_max_minutes))
+
+
+def _budget(settings: OfflineSettings) -> str:
+    limits = [f"{settings.offline_max_updates} updates" if settings.offline_max_updates else "",
+              f"{settings.offline_max_minutes:g} min" if settings.offline_max_minutes else ""]
+    return ", ".join(limit for limit in limits if limit) or "no limit"

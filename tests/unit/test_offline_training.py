@@ -52,8 +52,8 @@ def test_an_idle_period_begins_once_no_step_arrived_for_the_idle_time(tmp_path):
 
 
 def test_the_update_budget_counts_down_and_a_new_step_gives_the_next_period_a_fresh_one(tmp_path):
-    clock, on = FakeClock(), offline_settings(tmp_path, offline_max_updates=7)
-    budget = OfflineBudget(clock)
+    clock, on, logs = FakeClock(), offline_settings(tmp_path, offline_max_updates=7), []
+    budget = OfflineBudget(clock, log=logs.append)
     budget.observe(10)
     clock.now = 30.0
     assert budget.allowed(on, 5) == 5
@@ -62,12 +62,18 @@ def test_the_update_budget_counts_down_and_a_new_step_gives_the_next_period_a_fr
     budget.spent(2)
     assert budget.allowed(on, 5) == 0
     assert budget.status(on) == "budget spent: 7/7 updates, 0.0 min"
+    clock.now = 45.0
     budget.observe(1)  # the robot collects again: the idle period ends
     assert budget.allowed(on, 5) == 0 and budget.updates == 0
-    clock.now = 59.0
+    clock.now = 74.0
     assert budget.allowed(on, 5) == 0
-    clock.now = 60.0
+    clock.now = 75.0
     assert budget.allowed(on, 5) == 5  # a fresh budget
+    assert logs == [
+        "no new steps for 30 s: training offline on the stored replay (budget per idle period: 7 updates)",
+        "offline budget spent: 7 updates in 0.0 min; waiting for new steps",  # said once
+        "new steps arrived: offline training ends after 7 updates in 0.2 min",
+        "no new steps for 30 s: training offline on the stored replay (budget per idle period: 7 updates)"]
 
 
 def test_the_minutes_budget_counts_from_the_start_of_the_idle_period(tmp_path):
