@@ -1,7 +1,9 @@
 """`dreamer-stack sim --sessions`: two short robot sessions with a break between them, as separate
 processes over real DDS. The robot's nodes stop at the end of each session (its transitions are
 stored) and start again with a new session id; replay node and learner run throughout, the learner
-with offline training on; the end lists the return of each session, as the report does.
+with offline training on; the end lists the return of each session, as the report does. And the
+best candidate is waiting when the next session starts: a control node that starts after the
+learner promoted versions receives the newest one, and only that one, from the bundle topic.
 
 Correctness only: how much the learner trains in the break depends on the machine's load and is
 printed, never asserted (the offline budget is tested in tests/unit/test_offline_training.py).
@@ -14,14 +16,20 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import rclpy
 import yaml
-from stack_harness import SLOW_SIM_STALE_PERIODS
+from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
+from stack_harness import SLOW_SIM_STALE_PERIODS, Monitor, NodeProcesses
+from test_canary_rollback import constant_policy
 
-from dreamer_core.deploy import generate_keypair
+from dreamer_core.deploy import build_bundle, generate_keypair, load_private_key
 from dreamer_core.report.session_returns import return_per_session
-from dreamer_core.robots.config import resolve_config_path
+from dreamer_core.robots.config import load_robot_config, resolve_config_path
 from dreamer_core.storage import ReplayStore
+from dreamer_ros import qos
+from dreamer_ros.conversions import bundle_to_msg
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -80,3 +88,29 @@ def test_two_sessions_with_a_break_store_two_sessions_and_report_each(tmp_path, 
     state = json.loads((run / "learner" / "learner_state.json").read_text())
     print(f"sessions: {[s.line() for s in sessions]}; learner: {state['updates']} updates, "
           f"{state['offline_updates']} offline")
+
+
+def test_a_control_node_that_starts_later_receives_the_newest_promoted_bundle(tmp_path, ros_env):
+    """As between two sessions: the learner's one bundle publisher (reliable, transient local, depth 1)
+    promoted v1 and then v2 while no control node ran; the next one to start gets v2, never v1."""
+    model = load_robot_config("a1_sim")
+    keys = generate_keypair(tmp_path / "keys")[0].parent
+    key = load_private_key(keys / "policy_signing.key")
+    stack = NodeProcesses(tmp_path / "run", ros_env, robot="a1_sim", keys_dir=keys)
+    rclpy.init()
+    monitor = Monitor(model)
+    try:
+        learner = monitor.node.create_publisher(PolicyBundleMsg, model.topics.policy_bundles, qos.POLICY_BUNDLE)
+        for version in (1, 2):
+            bundle = build_bundle(constant_policy(model, np.zeros(model.act_dim), seed=version), model.policy_spec(),
+                                  version, 10 * version, "xs", key)
+            learner.publish(bundle_to_msg(bundle))
+        stack.start("control_node")  # no robot driver needed: bundles are validated without sensor data
+        monitor.wait_for(lambda: monitor.value("control_node", "highest_accepted_version") == "2", 120,
+                         "the late control node validating v2")
+        log = stack.log("control_node")
+        assert "policy v2 validated" in log and "v1" not in log, log[-3000:]
+    finally:
+        stack.stop_all()
+        monitor.close()
+        rclpy.try_shutdown()
