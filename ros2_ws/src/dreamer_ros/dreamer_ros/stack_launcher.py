@@ -449,6 +449,12 @@ class Progress:
                 return dead
         return []
 
+    def stopped(self, names: Collection[str]) -> None:
+        """Nodes were stopped: record their last values (a session's final timing), then leave them
+        off the progress line."""
+        record(self.recorder, self.watcher, replay=False)
+        self.watcher.forget(names)
+
 
 def run_sessions(stack: Stack, progress: Progress, sessions: int, session_minutes: float,
                  between_minutes: float) -> list[str]:
@@ -463,7 +469,7 @@ def run_sessions(stack: Stack, progress: Progress, sessions: int, session_minute
             return dead
         print(f"[dreamer-stack] session {number}/{sessions} ends: stopping the robot", flush=True)
         stack.stop(names=ROBOT_NODES)
-        progress.watcher.forget(ROBOT_NODES)
+        progress.stopped(ROBOT_NODES)
         if stored := stored_session(stack.logs):
             print(f"[dreamer-stack] session {number}/{sessions}: control_node {stored}", flush=True)
         if number < sessions and between_minutes > 0:
