@@ -114,10 +114,10 @@ def sessions_table(data: RunData) -> str:
     if not sessions:
         return _nothing("No session recorded", data.notes.get("replay", "the replay store holds no step yet"))
     rows = [[s.number, _when(s.start), s.session_id, s.steps, len(s.returns),
-             f"{s.mean_return:.2f}" if s.returns else "-", " ".join(f"v{v}" for v in s.versions) or "-"]
-            for s in sessions]
+             f"{s.mean_return:.2f}" if s.returns else "-", f"{s.reward_per_step:.3f}" if s.returns else "-",
+             " ".join(f"v{v}" for v in s.versions) or "-"] for s in sessions]
     return _table(["session", "started", "session id", "steps", "complete episodes", "mean return",
-                   "versions that ran"], rows)
+                   "reward per step", "versions that ran"], rows)
 
 
 def _nothing(what: str, why: str) -> str:

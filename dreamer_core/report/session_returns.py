@@ -4,6 +4,12 @@ A session is one run of a control node (its own session id in the replay store).
 come from the store's session metadata (``ReplayStore.sessions()``), which keeps the return of
 every complete episode (ended by ``is_last``) and every policy version that acted, evicted steps
 included. The session report and ``dreamer-stack sim --sessions`` both read it from here.
+
+A complete episode is one that ended with an ``is_last`` step, for whatever reason: the store
+does not record why, so the episode the session's end cut short (and any a fault or a policy swap
+ended) counts with its shorter return. With a few episodes per session that pulls the mean return
+down; the reward per step (the complete episodes' returns over the session's steps) is not biased
+by where episodes were cut.
 """
 
 from __future__ import annotations
@@ -30,12 +36,17 @@ class SessionReturn:
     def mean_return(self) -> float:
         return float(np.mean(self.returns)) if self.returns else float("nan")
 
+    @property
+    def reward_per_step(self) -> float:
+        return float(np.sum(self.returns)) / self.steps if self.returns else float("nan")
+
     def line(self) -> str:
-        """e.g. ``session 2 (20261207T101500-1a2b3c4d): mean return 512.30 over 6 complete episodes, v0 v1``."""
-        mean = f"mean return {self.mean_return:.2f}" if self.returns else "no complete episode"
+        """e.g. ``session 2 (20261207T101500-1a2b3c4d): mean return 512.30 over 6 complete episodes
+        (reward 0.512 per step), versions v0 v1``."""
+        mean = (f"mean return {self.mean_return:.2f} over {len(self.returns)} complete episodes (reward "
+                f"{self.reward_per_step:.3f} per step)" if self.returns else "no complete episode")
         versions = " ".join(f"v{v}" for v in self.versions) or "-"
-        return (f"session {self.number} ({self.session_id}): {mean} over {len(self.returns)} complete episodes, "
-                f"versions {versions}")
+        return f"session {self.number} ({self.session_id}): {mean}, versions {versions}"
 
 
 def return_per_session(sessions: list[SessionInfo]) -> list[SessionReturn]:

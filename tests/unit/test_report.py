@@ -141,8 +141,11 @@ def test_return_per_session_in_the_order_the_sessions_started(run_dir):
     assert [s.versions for s in sessions] == [[0], [0], [1], [1, 2]]  # every version that acted, swaps included
     # 49 rewarded steps per episode at 0.1, 0.15, 0.3 and 0.45 (noise 0.1 per step).
     assert [s.mean_return for s in sessions] == pytest.approx([4.9, 7.35, 14.7, 22.05], abs=1.5)
+    # Every step of these sessions is in a complete episode: reward per step is the returns over the steps.
+    assert [s.reward_per_step for s in sessions] == pytest.approx([r * 49 / 50 for r in (0.1, 0.15, 0.3, 0.45)],
+                                                                  abs=0.03)
     assert sessions[2].line() == (f"session 3 (day2-b): mean return {sessions[2].mean_return:.2f} over 5 complete "
-                                  "episodes, versions v1")
+                                  f"episodes (reward {sessions[2].reward_per_step:.3f} per step), versions v1")
 
 
 def test_launcher_tensorboard_has_real_returns_decisions_and_timing(run_dir):

@@ -16,7 +16,7 @@ With --sessions N the sim stack runs N robot sessions: the robot's nodes (sim_ro
 control_node) run for --session-minutes, stop (the session is stored), and while they are off for
 --between-minutes the replay node and the learner keep running, the learner training offline on
 the stored replay; then the robot starts again with a new session id. The end prints the mean
-return of each session's complete episodes and the versions that ran in it.
+return of each session's complete episodes, its reward per step and the versions that ran in it.
 """
 
 from __future__ import annotations
@@ -490,7 +490,7 @@ def stored_session(logs: Path) -> str:
 
 
 def print_session_returns(run_dir: Path) -> None:
-    """The mean return of each session's complete episodes and the versions that ran in it."""
+    """Each session's mean return of complete episodes, reward per step and the versions that ran in it."""
     from dreamer_core.report.session_returns import return_per_session
     from dreamer_core.storage import ReplayStore
 
