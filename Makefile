@@ -14,13 +14,17 @@ KEYS_DIR ?= runs/keys
 # The demo's learner judges a candidate every 20 updates instead of 100, so that a few CPU minutes show
 # decisions (the file says why); a real robot's stack keeps the installed defaults.
 DEMO_PARAMS ?= ros2_ws/src/dreamer_ros/config/demo_params.yaml
+# `make sessions`: short robot sessions with offline training in the breaks between them.
+SESSIONS ?= 3
+SESSION_MINUTES ?= 2
+BETWEEN_MINUTES ?= 5
 # launch/launch_ros wheels for the launch tests only (no PyPI wheels exist); used when present.
 LAUNCH_DEPS := ../shared/ros2-launch
 HAVE_LAUNCH := $(wildcard $(LAUNCH_DEPS)/wheels)
 comma := ,
 STAMP_LAUNCH := $(VENV)/.launch-installed
 
-.PHONY: setup venv build test lint demo bench clean help
+.PHONY: setup venv build test lint keys demo sessions bench clean help
 
 help:
 	@echo "make setup  - create/refresh .venv from pinned versions and colcon-build ros2_ws"
@@ -28,6 +32,8 @@ help:
 	@echo "              the report test opens the page in headless Chromium (Debian package chromium, which"
 	@echo "              .ci/run installs) and skips, saying so, where it is missing"
 	@echo "make demo   - setup, then run the simulated A1 learning loop (MINUTES=$(MINUTES)) and print the report's path"
+	@echo "make sessions - setup, then SESSIONS=$(SESSIONS) robot sessions of SESSION_MINUTES=$(SESSION_MINUTES) with"
+	@echo "              BETWEEN_MINUTES=$(BETWEEN_MINUTES) of offline training between them; the report shows return per session"
 	@echo "make bench  - setup, then run every benchmark in bench/ (not part of CI)"
 	@echo "make clean  - remove .venv and the colcon build"
 
@@ -73,9 +79,15 @@ test: lint
 	@echo "[test] pytest"
 	@$(RUN) python -m pytest tests
 
-demo: setup
+keys: setup
 	@test -f $(KEYS_DIR)/policy_signing.key || { $(RUN) dreamer-policy keygen --out $(KEYS_DIR); }
+
+demo: keys
 	@$(RUN) dreamer-stack sim --minutes $(MINUTES) --keys-dir $(KEYS_DIR) --params-file $(DEMO_PARAMS)
+
+sessions: keys
+	@$(RUN) dreamer-stack sim --sessions $(SESSIONS) --session-minutes $(SESSION_MINUTES) \
+		--between-minutes $(BETWEEN_MINUTES) --keys-dir $(KEYS_DIR) --params-file $(DEMO_PARAMS)
 
 bench: setup
 	@for b in bench/*.py; do echo "[bench] $$b"; $(RUN) python $$b; done

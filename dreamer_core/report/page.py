@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from dreamer_core.report import plots
 from dreamer_core.report.run_data import Decision, RunData, load_run
+from dreamer_core.report.session_returns import return_per_session
 from dreamer_core.report.verdict import verdict
 
 # (anchor, title, how to read it, figure) in page order; docs/report.md explains each in full.
@@ -151,6 +152,18 @@ def cut_table(data: RunData) -> str:
                     f"{e.ret:.2f}"] for e in cut])
 
 
+def sessions_table(data: RunData) -> str:
+    """Mean real return of each session's complete episodes and the versions that ran in it."""
+    sessions = return_per_session(data)
+    if not sessions:
+        return _nothing("No session recorded", data.notes.get("replay", "the replay store holds no step yet"))
+    rows = [[s.number, _when(s.start), s.session_id, s.steps, len(s.returns),
+             f"{s.mean_return:.2f}" if s.returns else "-", f"{s.reward_per_step:.3f}" if s.returns else "-",
+             " ".join(f"v{v}" for v in s.versions) or "-"] for s in sessions]
+    return _table(["session", "started", "session id", "steps", "complete episodes", "mean return",
+                   "reward per step", "versions that ran"], rows)
+
+
 def _nothing(what: str, why: str) -> str:
     return f'<p class="nodata">{escape(what)} ({escape(why)}).</p>'
 
@@ -204,10 +217,12 @@ def render(data: RunData) -> str:
         f'<p class="meta">{escape(str(data.layout.root))} · generated {time.strftime("%Y-%m-%d %H:%M:%S")} '
         "· how to read it: docs/report.md</p>",
         f'<p class="verdict">{escape(verdict(data.complete_returns_by_version()).line)}</p>',
-        "<nav>" + "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _, _ in SECTIONS)
+        '<nav><a href="#sessions">Return per session</a>'
+        + "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _, _ in SECTIONS)
         + '<a href="#cut">Cut episodes</a><a href="#decisions">Gate decisions</a>'
         '<a href="#events">Robot policy events</a><a href="#sources">Sources</a></nav>',
         "<h2>Summary</h2>", summary(data), versions_table(data),
+        '<h2 id="sessions">Real return per session</h2>', sessions_table(data),
     ]
     for anchor, title, how, draw in SECTIONS:
         parts.append(f'<h2 id="{anchor}">{escape(title)}</h2><p class="how">{escape(how)}</p>')

@@ -37,6 +37,7 @@ from dreamer_core.deploy.export import export_agent
 from dreamer_core.deploy.runtime import spec_difference
 from dreamer_core.io import atomic_write
 from dreamer_core.runners.decision_log import log_decision, log_policy_event
+from dreamer_core.runners.offline import OfflineBudget
 from dreamer_core.runners.train_ratio import TrainRatio
 from dreamer_core.spec import PolicySpec
 from dreamer_core.storage import NotEnoughDataError, ReplayStore
@@ -71,6 +72,11 @@ class LearnerSettings(BaseModel):
     # Niceness increment of the learner process: on a shared machine the robot-side processes come first.
     nice: int = Field(10, ge=0, le=19)
     private_key: Path | None = None
+    # Offline training beyond the train ratio while no steps arrive (dreamer_core.runners.offline).
+    offline_training: bool = False
+    offline_idle_s: float = Field(30.0, ge=1.0, le=3600.0)
+    offline_max_updates: int = Field(0, ge=0)  # per idle period; 0: no limit
+    offline_max_minutes: float = Field(60.0, ge=0.0, le=1440.0)  # per idle period; 0: no limit
 
 
 class PromotionRecord(BaseModel):
@@ -122,6 +128,9 @@ class LearnerState(BaseModel):
     held_out_block_steps: int | None = None
     # The imagination horizon in use (the preset's unless trust.horizon is "skill").
     horizon: int
+    # Updates made beyond the train ratio while the robot collected nothing (all time); the train
+    # ratio paces the others.
+    offline_updates: int = 0
 
     def record(self, decision: PromotionRecord) -> None:
         """Append a decision and count it, keeping the newest :data:`KEPT_RECORDS`."""
@@ -231,6 +240,7 @@ class LearnerRunner:
             max(self.state.horizon, t.horizon_min), t.horizon_max)
         self.agent.horizon = self.state.horizon
         self.train_ratio = TrainRatio(self.agent.config)
+        self.offline = OfflineBudget(log=log)
         log(f"compute precision {self.agent.precision.name}: {self.agent.precision.reason}")
         problems = trust_problems(self.trust, self.agent.config)
         if problems:
@@ -268,7 +278,7 @@ class LearnerRunner:
                                  "\n  " + "\n  ".join(problems)
                                  + "\nPoint replay_dir at the store this robot config writes.")
             self.store = store
-        self.store.refresh()
+        self.offline.observe(self.store.refresh())
         return True
 
     @property
@@ -285,8 +295,8 @@ class LearnerRunner:
         return self._open_store() and self.store.num_steps >= self.settings.min_steps
 
     def updates_owed(self) -> int:
-        """Updates the train ratio allows for the data collected so far."""
-        return self.train_ratio.owed(self.replay_steps, self.agent.updates)
+        """Updates the train ratio allows for the data collected so far (offline updates not counted)."""
+        return self.train_ratio.owed(self.replay_steps, self.agent.updates - self.state.offline_updates)
 
     def _sample(self, batch_size: int, length: int, split: str, recency: float = 0.0) -> dict[str, np.ndarray]:
         return self.store.sample(batch_size, length, rng=self.rng, recency=recency, split=split,
@@ -296,17 +306,22 @@ class LearnerRunner:
     # -- the loop ---------------------------------------------------------------------
 
     def iterate(self) -> list[PolicyBundle]:
-        """Train up to `updates_per_iteration` updates; return bundles to publish (0 or 1)."""
+        """Train up to `updates_per_iteration` updates (beyond the train ratio only while offline
+        training is allowed); return bundles to publish (0 or 1)."""
         if not self.ready():
             return []
         n = min(self.updates_owed(), self.settings.updates_per_iteration)
+        offline = 0 if n else self.offline.allowed(self.settings, self.settings.updates_per_iteration)
         cfg = self.agent.config
-        for _ in range(n):
+        for _ in range(n or offline):
             try:
                 batch = self._sample(cfg.batch_size, cfg.seq_len, "train")
             except NotEnoughDataError:
                 return []  # enough steps, but no session holds a whole training sequence yet
             metrics = self.agent.train_step(batch)
+            if offline:
+                self.offline.spent(1)
+                self.state.offline_updates += 1
             step = self.agent.updates
             for key, value in metrics.items():
                 self.writer.add_scalar(f"train/{key}", value, step)

@@ -372,6 +372,35 @@ def test_progress_line_shows_real_return_version_last_decision_and_robot_verdict
         "| replay 996 steps | learner 120 updates")
 
 
+def test_progress_line_shows_offline_training_once_it_has_begun():
+    from dreamer_ros.stack_launcher import progress_line
+
+    learner = {"updates": "120", "offline": "collecting: last new step 0 s ago (offline after 30 s)"}
+    assert progress_line({"learner_node": learner}).endswith("| learner 120 updates")
+    learner["offline"] = "training: 40/500 updates, 1.2/60 min"
+    assert progress_line({"learner_node": learner}).endswith(
+        "| learner 120 updates, offline training: 40/500 updates, 1.2/60 min")
+
+
+@pytest.mark.parametrize("args, problem", [
+    ("sim --sessions 0 --session-minutes 1", "--sessions must be at least 1, got 0"),
+    ("sim --sessions 2", "--sessions needs --session-minutes M with M > 0, got none"),
+    ("sim --sessions 2 --session-minutes 0", "--sessions needs --session-minutes M with M > 0, got 0"),
+    ("sim --sessions 2 --session-minutes 1 --between-minutes -5", "--between-minutes must be >= 0, got -5"),
+    ("sim --sessions 2 --session-minutes 1 --minutes 3", "--minutes does not apply to a sessions run"),
+    ("offboard --sessions 2 --session-minutes 1", "--sessions needs the sim stack, not offboard"),
+    ("sim --between-minutes 2", "--session-minutes and --between-minutes need --sessions N"),
+    ("sim --minutes -1", "--minutes must be >= 0 (0 = until Ctrl-C), got -1"),
+])
+def test_runner_refuses_run_lengths_it_cannot_run(args, problem, capsys):
+    from dreamer_ros.stack_launcher import parse_args
+
+    with pytest.raises(SystemExit) as exited:
+        parse_args(args.split())
+    assert exited.value.code == 2 and f"dreamer-stack: error: {problem}" in capsys.readouterr().err
+    assert parse_args(["sim", "--sessions", "1", "--session-minutes", "0.5"]).between_minutes == 0.0
+
+
 def test_learner_node_with_a_missing_key_names_it_and_the_command(tmp_path, ros_env):
     exe = Path(get_package_prefix("dreamer_ros")) / "lib/dreamer_ros/learner_node"
     missing = tmp_path / "typo" / "policy_signing.key"

@@ -63,6 +63,9 @@ def test_learner_parameters_take_ranges_and_choices_from_learner_settings():
     assert params["nice"].range == (0, 19) and not params["nice"].live
     assert params["device"].choices == ("auto", "cpu", "cuda") and not params["device"].live
     assert params["private_key"].default == "" and params["replay_dir"].default.endswith("replay")
+    assert params["offline_training"].default is False and params["offline_training"].live
+    assert params["offline_idle_s"].range == (1.0, 3600.0) and params["offline_max_updates"].range == (0, None)
+    assert params["offline_max_minutes"].range == (0.0, 1440.0) and params["offline_max_minutes"].live
     with pytest.raises(ValueError, match="needs a description"):
         model_params(LearnerSettings, {"seed": "seed"})  # every field needs one
 
@@ -122,6 +125,19 @@ def test_stack_nodes_put_the_params_file_between_defaults_and_the_stack_settings
     assert stack_nodes("onboard", robot="a1_sim", config_dir=tmp_path, run_dir=tmp_path, params_file=robot_side)
     with pytest.raises(ParamsFileError, match="sets `state_dir`"):
         stack_nodes("sim", robot="a1_sim", config_dir=tmp_path, run_dir=tmp_path, params_file=robot_side)
+
+
+def test_a_sessions_run_has_the_learner_train_offline_and_a_params_file_may_not_say_otherwise(tmp_path):
+    def learner(**kw):
+        specs = stack_nodes("sim", robot="a1_sim", config_dir=tmp_path, run_dir=tmp_path / "run", **kw)
+        return next(s for s in specs if s.name == "learner_node").parameters[-1]
+
+    assert "offline_training" not in learner()  # the installed default (off), or a params file's
+    assert learner(offline_training=True)["offline_training"] is True
+    mine = write(tmp_path / "mine.yaml", "learner_node:\n  ros__parameters:\n    offline_training: false\n")
+    assert learner(params_file=mine)
+    with pytest.raises(ParamsFileError, match="sets `offline_training`"):
+        learner(params_file=mine, offline_training=True)
 
 
 @pytest.mark.parametrize("file_name", ["example_params.yaml", "demo_params.yaml"])

@@ -22,6 +22,7 @@ from dreamer_core.report.robot_time import return_by_robot_minute
 from dreamer_core.report.run_data import load_run
 from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.report.run_record import RunRecorder
+from dreamer_core.report.session_returns import return_per_session
 from dreamer_core.report.tensorboard_scalars import read_scalars
 from dreamer_core.robots.config import load_robot_config, resolve_config_path
 from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
@@ -140,6 +141,20 @@ def test_returns_binned_by_robot_minute(run_dir):
         return_by_robot_minute(data.episodes, 50.0, bin_minutes=0, is_complete=data.is_complete)
 
 
+def test_return_per_session_in_the_order_the_sessions_started(run_dir):
+    sessions = return_per_session(load_run(run_dir))
+    assert [(s.number, s.session_id) for s in sessions] == [(1, "day1"), (2, "day2-a"), (3, "day2-b"), (4, "day2-c")]
+    assert [len(s.returns) for s in sessions] == [6, 6, 5, 4]  # complete episodes
+    assert [s.versions for s in sessions] == [[0], [0], [1], [1, 2]]  # every version that acted, swaps included
+    # 49 rewarded steps per episode at 0.1, 0.15, 0.3 and 0.45 (noise 0.1 per step).
+    assert [s.mean_return for s in sessions] == pytest.approx([4.9, 7.35, 14.7, 22.05], abs=1.5)
+    # Every step of these sessions is in a complete episode: reward per step is the returns over the steps.
+    assert [s.reward_per_step for s in sessions] == pytest.approx([r * 49 / 50 for r in (0.1, 0.15, 0.3, 0.45)],
+                                                                  abs=0.03)
+    assert sessions[2].line() == (f"session 3 (day2-b): mean return {sessions[2].mean_return:.2f} over 5 complete "
+                                  f"episodes (reward {sessions[2].reward_per_step:.3f} per step), versions v1")
+
+
 def test_launcher_tensorboard_has_real_returns_decisions_and_timing(run_dir):
     scalars = read_scalars(RunLayout(run_dir).launcher_tensorboard)
     returns = scalars["real/episode_return"]
@@ -165,6 +180,9 @@ def test_report_has_a_figure_for_every_section(run_dir, tmp_path, capsys):
     assert "v3" in page and "held back" in page and re.search(r"reward skill -?[\d.]+ &lt; 0.999 at k=\d+", page)
     assert "reward skill" in page and "(≥ 0.999)" in page and "(≥ -1e+09)" in page and "disagreement" in page
     assert "rolled_back" in page and "canary: return 3.1 below 4.0" in page
+    # Return per session: one row per session, its mean return and the versions that ran in it.
+    table = page[page.index('<h2 id="sessions">'):page.index('<h2 id="returns">')]
+    assert table.count("<tr>") == 5 and "day2-c" in table and "<td>v1 v2</td>" in table
 
 
 def test_report_degrades_to_notes_when_sources_are_missing_or_damaged(tmp_path):

@@ -43,9 +43,15 @@ DESCRIPTIONS = {
     "torch_threads": "torch.set_num_threads",
     "nice": "niceness increment of the learner process, so robot-side processes come first",
     "private_key": "Ed25519 signing key file (policy_signing.key); empty: bundles are unsigned",
+    "offline_training": "while no steps arrive (robot off, between sessions), train on the stored replay "
+                        "beyond the train ratio, within the offline budget",
+    "offline_idle_s": "s without a new step in the store before an idle period (offline training) begins",
+    "offline_max_updates": "offline updates per idle period; 0: no limit",
+    "offline_max_minutes": "minutes of offline training per idle period; 0: no limit",
 }
 # Read by the training loop at every iteration: a set takes effect from the next one.
-LIVE = ("min_steps", "export_every_updates", "checkpoint_every_updates", "updates_per_iteration")
+LIVE = ("min_steps", "export_every_updates", "checkpoint_every_updates", "updates_per_iteration",
+        "offline_training", "offline_idle_s", "offline_max_updates", "offline_max_minutes")
 PARAMETERS = model_params(LearnerSettings, DESCRIPTIONS, defaults=PATH_DEFAULTS, live=LIVE,
                           ranges={"seed": SEED_RANGE})
 
@@ -98,6 +104,7 @@ class LearnerNode(Node):
     def _train_loop(self) -> None:
         waiting_logged = False
         while not self._stopping.is_set():
+            updates_before = self.runner.updates
             try:
                 self._record_events()
                 bundles = self.runner.iterate()
@@ -124,6 +131,8 @@ class LearnerNode(Node):
                 "state": "training" if ready else "waiting for data",
                 "updates": updates, "policy_version": self.runner.state.policy_version,
                 "replay_steps": self.runner.replay_steps, "updates_owed": owed,
+                "offline": self.runner.offline.status(self.runner.settings),
+                "offline_updates": self.runner.state.offline_updates,
                 **self.runner.decision_status(),
             }
             if not ready:
@@ -133,8 +142,8 @@ class LearnerNode(Node):
                     )
                     waiting_logged = True
                 self._stopping.wait(0.5)
-            elif owed == 0:
-                self._stopping.wait(0.1)  # the train ratio is met: wait for more real data
+            elif updates == updates_before:
+                self._stopping.wait(0.1)  # the train ratio is met (and no offline budget): wait for real data
 
     def _publish_diagnostics(self) -> None:
         values = {**self._status, "device": self.runner.device, "last_error": self._error}

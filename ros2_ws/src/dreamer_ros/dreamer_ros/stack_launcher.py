@@ -1,6 +1,7 @@
 """dreamer-stack: start a stack's nodes where launch_ros is not installed.
 
     dreamer-stack sim --robot a1_sim --minutes 3 --run-dir runs/demo [--params-file my_params.yaml]
+    dreamer-stack sim --sessions 3 --session-minutes 2 --between-minutes 5   (daily sessions, compressed)
     dreamer-stack keystore create|check KEYSTORE ...   (SROS2, see docs/security.md)
 
 It first checks the robot config, the params file, the preset, the signing keys and the run
@@ -10,6 +11,12 @@ node's output to <run_dir>/logs/, shows progress from /diagnostics, records diag
 the robot's policy events and real returns into <run_dir>/launcher/, and stops everything
 cleanly (SIGINT, then SIGKILL after a grace period) at the end or on Ctrl-C. Stacks with a
 learner end by writing the session report <run_dir>/report.html.
+
+With --sessions N the sim stack runs N robot sessions: the robot's nodes (sim_robot,
+control_node) run for --session-minutes, stop (the session is stored), and while they are off for
+--between-minutes the replay node and the learner keep running, the learner training offline on
+the stored replay; then the robot starts again with a new session id. The end prints the mean
+return of each session's complete episodes, its reward per step and the versions that ran in it.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import yaml
@@ -37,6 +45,8 @@ from dreamer_ros.ros_graph import monitor_topics
 from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, ParamsFileError, check_signing_keys, stack_nodes
 
 STOP_ORDER = ("control_node", "learner_node", "replay_node", "sim_robot")
+# The nodes a sessions run stops and starts again for each session (the simulated robot).
+ROBOT_NODES = ("sim_robot", "control_node")
 # Beside the default run folders (runs/<stack>-<timestamp>): one key pair for every run started here.
 DEFAULT_KEYS_DIR = Path("runs") / "keys"
 PROGRESS_EVERY_S = 10.0
@@ -77,11 +87,14 @@ class Stack:
         self.logs = RunLayout(run_dir).logs
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> None:
+    def start(self, names: Collection[str] | None = None) -> None:
+        """Start the nodes named in `names` (default: every node of the stack)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         params_dir = RunLayout(self.run_dir).params
         params_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.specs:
+            if names is not None and spec.name not in names:
+                continue
             log = open(self.logs / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
             self.processes[spec.name] = subprocess.Popen(
                 node_command(spec, params_dir), stdout=log, stderr=subprocess.STDOUT
@@ -97,10 +110,11 @@ class Stack:
         return f"{name} exited with status {self.processes[name].returncode}:\n" + "\n".join(
             f"    {line}" for line in tail)
 
-    def stop(self, grace_s: float = 20.0) -> None:
-        names = sorted(self.processes, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else 0)
-        for name in names:
-            if not stop_process(self.processes[name], grace_s):
+    def stop(self, grace_s: float = 20.0, names: Collection[str] | None = None) -> None:
+        """Stop the running nodes named in `names` (default: all) in STOP_ORDER; they can be started again."""
+        running = [n for n in self.processes if names is None or n in names]
+        for name in sorted(running, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else 0):
+            if not stop_process(self.processes.pop(name), grace_s):
                 print(f"[dreamer-stack] {name} ignored SIGINT for {grace_s:.0f} s; killed it", flush=True)
 
 
@@ -170,6 +184,12 @@ class DiagnosticsWatcher:
     def record(self, name: str, values: dict[str, str]) -> None:
         self.latest[name] = values
 
+    def forget(self, names: Collection[str]) -> None:
+        """Drop the newest values of stopped nodes: the progress line must not show them as running."""
+        with self.lock:
+            for name in names:
+                self.latest.pop(name, None)
+
     def snapshot(self) -> dict[str, dict[str, str]]:
         with self.lock:
             return {name: dict(values) for name, values in self.latest.items()}
@@ -210,9 +230,12 @@ def progress_line(latest: dict[str, dict[str, str]]) -> str:
     # The robot's newest verdict on a version (canary passed, rolled back, forced, blocked), once it has one.
     verdict = c.get("last_verdict", "")
     robot = f" | robot: {_cut(verdict)}" if verdict else ""
+    # Offline training (between sessions), once it has begun.
+    offline = learner.get("offline", "")
+    offline = f", offline {offline}" if offline.startswith(("training", "budget spent")) else ""
     return (f"{running} | {real} | last decision: {decision}{robot} | episodes {_count(c, 'episodes')} "
             f"swaps {_count(c, 'swaps')} watchdog {_text(c, 'watchdog')} | replay {_count(r, 'steps')} steps "
-            f"| learner {_count(learner, 'updates')} updates")
+            f"| learner {_count(learner, 'updates')} updates{offline}")
 
 
 def _cut(text: str) -> str:
@@ -287,7 +310,41 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="SROS2 keystore: authenticate, encrypt and enforce permissions (docs/security.md)")
     parser.add_argument("--params-file", type=Path, default=None,
                         help="ROS params file for the nodes, over the installed defaults (docs/nodes.md#params-files)")
-    return parser.parse_args(argv)
+    sessions = parser.add_argument_group("sessions (sim stack)", "several robot sessions with offline training "
+                                                                 "in between, instead of --minutes")
+    sessions.add_argument("--sessions", type=int, default=None, metavar="N", help="run N robot sessions (N >= 1)")
+    sessions.add_argument("--session-minutes", type=float, default=None, metavar="M",
+                          help="length of each session (> 0; required with --sessions)")
+    sessions.add_argument("--between-minutes", type=float, default=0.0, metavar="B",
+                          help="break between two sessions: the robot is off, the learner trains on the stored "
+                               "replay (>= 0, default 0)")
+    args = parser.parse_args(argv)
+    if problem := argument_problem(args):
+        parser.error(problem)
+    return args
+
+
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """Why the run lengths asked for cannot be run, or None."""
+    if args.minutes < 0:
+        return f"--minutes must be >= 0 (0 = until Ctrl-C), got {args.minutes:g}"
+    if args.sessions is None:
+        if args.session_minutes is not None or args.between_minutes:
+            return "--session-minutes and --between-minutes need --sessions N"
+        return None
+    if args.stack != "sim":
+        return (f"--sessions needs the sim stack, not {args.stack}: it stops and starts the simulated robot "
+                "between sessions")
+    if args.sessions < 1:
+        return f"--sessions must be at least 1, got {args.sessions}"
+    if args.minutes:
+        return "--minutes does not apply to a sessions run: give --session-minutes (and --between-minutes)"
+    if args.session_minutes is None or args.session_minutes <= 0:
+        given = "none" if args.session_minutes is None else f"{args.session_minutes:g}"
+        return f"--sessions needs --session-minutes M with M > 0, got {given}"
+    if args.between_minutes < 0:
+        return f"--between-minutes must be >= 0, got {args.between_minutes:g}"
+    return None
 
 
 def check_robot_config(value: str, stack: str) -> RobotConfig:
@@ -316,7 +373,7 @@ def preflight(args: argparse.Namespace, run_dir: Path) -> tuple[RobotConfig, lis
         specs = stack_nodes(
             args.stack, robot=args.robot, config_dir=Path(get_package_share_directory("dreamer_ros")) / "config",
             run_dir=run_dir, namespace=args.namespace, keys_dir=args.keys_dir, allow_unsigned=args.allow_unsigned,
-            preset=args.preset, params_file=args.params_file,
+            preset=args.preset, params_file=args.params_file, offline_training=args.sessions is not None,
         )
     except ParamsFileError as exc:
         raise StackError(f"--params-file: {exc}") from None
@@ -366,6 +423,84 @@ def record(recorder: RunRecorder, watcher: DiagnosticsWatcher, replay: bool) -> 
         recorder.decisions()
 
 
+class Progress:
+    """The progress line every PROGRESS_EVERY_S, and what the recorder keeps, over a run's phases."""
+
+    def __init__(self, watcher: DiagnosticsWatcher, recorder: RunRecorder):
+        self.watcher = watcher
+        self.recorder = recorder
+        self.lines = 0
+
+    def watch(self, stack: Stack, minutes: float, phase: str = "") -> list[str]:
+        """Show progress for `minutes` (0: until Ctrl-C), or until a node exits: returns those that did."""
+        started = time.monotonic()
+        deadline = started + minutes * 60 if minutes > 0 else float("inf")
+        while time.monotonic() < deadline:
+            time.sleep(min(PROGRESS_EVERY_S, max(0.1, deadline - time.monotonic())))
+            print(f"[dreamer-stack] {phase}{(time.monotonic() - started) / 60:4.1f} min | {self.watcher.line()}",
+                  flush=True)
+            self.lines += 1
+            record(self.recorder, self.watcher, replay=self.lines % RECORD_EVERY_LINES == 0)
+            dead = stack.dead()
+            if dead:
+                print(f"[dreamer-stack] node(s) exited early: {dead}; see {stack.logs}", file=sys.stderr)
+                for name in dead:
+                    print(f"[dreamer-stack] {stack.why_exited(name)}", file=sys.stderr)
+                return dead
+        return []
+
+    def stopped(self, names: Collection[str]) -> None:
+        """Nodes were stopped: record their last values (a session's final timing), then leave them
+        off the progress line."""
+        record(self.recorder, self.watcher, replay=False)
+        self.watcher.forget(names)
+
+
+def run_sessions(stack: Stack, progress: Progress, sessions: int, session_minutes: float,
+                 between_minutes: float) -> list[str]:
+    """Replay node and learner for the whole run; the robot's nodes for each session, off in the breaks.
+    Returns the nodes that exited early (the run stops there)."""
+    stack.start([spec.name for spec in stack.specs if spec.name not in ROBOT_NODES])
+    for number in range(1, sessions + 1):
+        print(f"[dreamer-stack] session {number}/{sessions}: the robot runs for {session_minutes:g} min", flush=True)
+        stack.start(ROBOT_NODES)
+        dead = progress.watch(stack, session_minutes, f"session {number}/{sessions} | ")
+        if dead:
+            return dead
+        print(f"[dreamer-stack] session {number}/{sessions} ends: stopping the robot", flush=True)
+        stack.stop(names=ROBOT_NODES)
+        progress.stopped(ROBOT_NODES)
+        if stored := stored_session(stack.logs):
+            print(f"[dreamer-stack] session {number}/{sessions}: control_node {stored}", flush=True)
+        if number < sessions and between_minutes > 0:
+            print(f"[dreamer-stack] break {number}/{sessions - 1}: robot off for {between_minutes:g} min; the learner "
+                  "trains on the stored replay (offline_training)", flush=True)
+            dead = progress.watch(stack, between_minutes, f"break {number}/{sessions - 1} | ")
+            if dead:
+                return dead
+    return []
+
+
+def stored_session(logs: Path) -> str:
+    """What the control node said last about its session's transitions (`published N transitions in
+    session S`, or that they are not stored); empty when it said nothing."""
+    lines = (logs / "control_node.log").read_text(errors="replace").splitlines()
+    said = [line for line in lines if "transitions in session" in line]
+    return said[-1].split("]: ", 1)[-1] if said else ""
+
+
+def print_session_returns(run_dir: Path) -> None:
+    """Each session's mean return of complete episodes, reward per step and the versions that ran in it."""
+    from dreamer_core.report.run_data import load_run
+    from dreamer_core.report.session_returns import return_per_session
+
+    if not (RunLayout(run_dir).replay / "store.json").is_file():
+        print("[dreamer-stack] no session was stored")
+        return
+    for session in return_per_session(load_run(run_dir)):
+        print(f"[dreamer-stack] {session.line()}")
+
+
 def write_session_report(run_dir: Path) -> bool:
     from dreamer_core.report.page import write_report  # matplotlib: only where a report is written
 
@@ -403,24 +538,15 @@ def main(argv=None) -> int:
     # a shell starts background jobs with it ignored, and Python then keeps ignoring it.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.default_int_handler)
-    started = time.monotonic()
-    deadline = started + args.minutes * 60 if args.minutes > 0 else float("inf")
+    progress = Progress(watcher, recorder)
     stopped_by_user = False
     dead: list[str] = []
-    lines = 0
     try:
-        stack.start()
-        while time.monotonic() < deadline:
-            time.sleep(min(PROGRESS_EVERY_S, max(0.1, deadline - time.monotonic())))
-            print(f"[dreamer-stack] {(time.monotonic() - started) / 60:4.1f} min | {watcher.line()}", flush=True)
-            lines += 1
-            record(recorder, watcher, replay=lines % RECORD_EVERY_LINES == 0)
-            dead = stack.dead()
-            if dead:
-                print(f"[dreamer-stack] node(s) exited early: {dead}; see {stack.logs}", file=sys.stderr)
-                for name in dead:
-                    print(f"[dreamer-stack] {stack.why_exited(name)}", file=sys.stderr)
-                break
+        if args.sessions is None:
+            stack.start()
+            dead = progress.watch(stack, args.minutes)
+        else:
+            dead = run_sessions(stack, progress, args.sessions, args.session_minutes, args.between_minutes)
     except KeyboardInterrupt:
         stopped_by_user = True
     finally:
@@ -434,6 +560,8 @@ def main(argv=None) -> int:
         recorder.close()
     print(f"[dreamer-stack] done{' (interrupted)' if stopped_by_user else ''}. Outputs:")
     print_outputs(run_dir, args.keys_dir)
+    if args.sessions is not None:
+        print_session_returns(run_dir)
     reported = write_session_report(run_dir) if args.stack in SIGNING_STACKS else True
     return 1 if dead or not reported else 0
 

@@ -44,7 +44,7 @@ class NodeSpec:
 def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str | Path,
                 namespace: str = "", keys_dir: str | Path | None = None,
                 allow_unsigned: bool = False, preset: str = DEFAULT_PRESET,
-                params_file: str | Path | None = None) -> list[NodeSpec]:
+                params_file: str | Path | None = None, offline_training: bool = False) -> list[NodeSpec]:
     """The nodes of `stack` for `robot`, with parameter files from `config_dir`.
 
     `run_dir` holds what the run produces (replay/, learner/ with checkpoints,
@@ -53,6 +53,8 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
     `params_file`, a ROS params file of the user's, goes to every node after the
     package's file: its values win over the defaults, but not over the parameters the
     stack sets from its own arguments (ParamsFileError when it tries, or is unusable).
+    `offline_training` (a run of several sessions) has the learner train on the stored replay
+    while the robot is off (its `offline_training` parameter, set by the stack).
     """
     if stack not in STACKS:
         raise ValueError(f"unknown stack {stack!r}; choose one of {sorted(STACKS)}")
@@ -78,7 +80,7 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
             "run_dir": str(run.learner),
             "private_key": str(keys / PRIVATE_KEY_NAME),
             "preset": preset,
-        },
+        } | ({"offline_training": True} if offline_training else {}),
     }
     specs = []
     for executable in STACKS[stack]:
