@@ -63,6 +63,9 @@ class AgentConfig(BaseModel):
     # and a small std, so that imagination starts near the data the robot collected.
     actor_init_zero_mean: bool = False
     actor_init_std: PositiveFloat | None = None
+    # Updates in which the actor stays as it is while the world model and the critic learn: a
+    # candidate exported before the critic knows the reward's scale would follow noise.
+    actor_warmup_updates: int = Field(0, ge=0)
     slow_critic_fraction: float = Field(0.02, gt=0.0, le=1.0)
     slow_critic_reg: float = Field(1.0, ge=0.0)
     return_norm_rate: float = Field(0.01, gt=0.0, le=1.0)

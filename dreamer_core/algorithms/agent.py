@@ -227,8 +227,9 @@ class Agent(nn.Module):
                  "cont": 1.0 - data["is_terminal"].flatten(0, 1)}
         actor_loss, critic_loss, behaviour_metrics = self.behaviour_losses(start)
         metrics.update(behaviour_metrics)
-        metrics["grad_norm/actor"] = self._optimise(self.actor_opt, actor_loss, c.actor_grad_clip,
-                                                    self.actor.parameters())
+        if self.updates >= c.actor_warmup_updates:
+            metrics["grad_norm/actor"] = self._optimise(self.actor_opt, actor_loss, c.actor_grad_clip,
+                                                        self.actor.parameters())
         metrics["grad_norm/critic"] = self._optimise(self.critic_opt, critic_loss, c.critic_grad_clip,
                                                        self.critic.parameters())
         slow_update(self.slow_critic, self.critic, c.slow_critic_fraction)

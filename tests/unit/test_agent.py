@@ -102,6 +102,30 @@ def test_training_changes_every_trained_network():
     assert all(np.isfinite(v) for v in metrics.values())
 
 
+def test_the_actor_waits_for_its_warmup_while_model_and_critic_learn():
+    agent = tiny_agent(actor_warmup_updates=2)
+    actor = {k: v for k, v in _params(agent).items() if k.startswith("actor.")}
+    for _ in range(2):
+        metrics = agent.train_step(random_batch())
+        assert "grad_norm/actor" not in metrics
+    assert _same(actor, {k: v for k, v in _params(agent).items() if k.startswith("actor.")})
+    assert "grad_norm/actor" in agent.train_step(random_batch())
+    assert not _same(actor, {k: v for k, v in _params(agent).items() if k.startswith("actor.")})
+
+
+@torch.no_grad()
+def test_a_fresh_actor_can_start_at_action_zero_with_a_chosen_std():
+    feat = torch.randn(64, TINY["deter"] + TINY["stoch"] * TINY["classes"])
+    mean, std = tiny_agent(actor_init_zero_mean=True, actor_init_std=0.2).actor(feat)
+    assert torch.equal(mean, torch.zeros_like(mean))
+    torch.testing.assert_close(std, torch.full_like(std, 0.2))
+    # DreamerV3's head: a random mean and a std near (max - min) sigmoid(2) + min = 0.89.
+    mean, std = tiny_agent(actor_init_zero_mean=False, actor_init_std=None).actor(feat)
+    assert mean.abs().max() > 0.01 and 0.7 < std.mean() < 1.0
+    with pytest.raises(ValueError, match="actor_init_std"):
+        load_agent_config("xs", {"actor_init_std": 1.5})
+
+
 def test_construction_leaves_global_rng_alone():
     state = torch.get_rng_state()
     tiny_agent(seed=1)
