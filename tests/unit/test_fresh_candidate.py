@@ -27,11 +27,11 @@ from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 EPISODE_SECONDS = 4.0
 
 
-@pytest.fixture(scope="module")
-def config():
-    data = yaml.safe_load(resolve_config_path("a1_sim").read_text())
+@pytest.fixture(scope="module", params=["a1_sim", "a1_sim_trot"])
+def config(request):
+    data = yaml.safe_load(resolve_config_path(request.param).read_text())
     data["episode"] = {"max_seconds": EPISODE_SECONDS}
-    return parse_robot_config(data, source="a1_sim.yaml (short episodes)")
+    return parse_robot_config(data, source=f"{request.param}.yaml (short episodes)")
 
 
 def untrained_candidate(config, seed: int) -> PolicyRuntime:

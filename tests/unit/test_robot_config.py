@@ -58,6 +58,11 @@ def test_shipped_configs_load_by_name():
     real = load_robot_config(REPO_CONFIGS / "real_robot_template.yaml")
     assert real.sim is None and real.topics.command_type == "std_msgs/Float64MultiArray"
     assert real.policy_spec().hash() != spec.hash()
+    trot = load_robot_config("a1_sim_trot")
+    # a1_sim's terms plus the gait phase (sin, cos); 20 Hz over the same 500 Hz PD, 20 s episodes.
+    assert trot.action.kind == "base_gait" and trot.obs_dim == 48
+    assert trot.substeps == 25 and trot.episode_steps == 400
+    assert trot.policy_spec().hash() != spec.hash()
 
 
 def test_name_lookup_honours_env_var(tmp_path, monkeypatch):
