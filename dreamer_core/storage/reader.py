@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .chunk import FIRST, LAST, RESET, TERMINAL
-from .sampler import NotEnoughDataError, SplitStats, draw_starts, gather, part_windows
+from .sampler import NotEnoughDataError, SplitStats, draw_starts, gather, part_windows, strided_starts
 from .sessions import SessionInfo, fold
 from .streams import StoreState
 
@@ -34,19 +34,41 @@ def sample(
             )
         which, start = draw_starts(counts, batch_size, rng, recency)
     else:
-        windows = [part_windows(seg, s.robot_id, s.session_id, length, split, held_out_fraction,
-                                held_out_block_steps) for s, seg in zip(streams, segments, strict=True)]
-        counts = np.array([len(w.starts) for w in windows], dtype=np.int64)
-        if not counts.any():
-            steps = sum(w.steps for w in windows)
-            raise NotEnoughDataError(
-                f"cannot sample {split} sequences of length {length}: no {length} consecutive {split} steps "
-                f"({steps} {split} steps in {len(streams)} sessions, held_out_fraction {held_out_fraction}); "
-                "record more data or ask for shorter sequences"
-            )
+        windows = _part_starts(state, segments, length, split, held_out_fraction, held_out_block_steps)
+        counts = np.array([len(starts) for starts in windows], dtype=np.int64)
         which, index = draw_starts(counts, batch_size, rng, recency)
-        start = np.array([windows[w].starts[i] for w, i in zip(which, index, strict=True)], dtype=np.int64)
+        start = np.array([windows[w][i] for w, i in zip(which, index, strict=True)], dtype=np.int64)
     return gather(segments, which, start, length, state.obs_dim, state.act_dim)
+
+
+def windows(
+    state: StoreState, length: int, stride: int, limit: int, split: str, held_out_fraction: float,
+    held_out_block_steps: int | None,
+) -> dict[str, np.ndarray]:
+    """The newest ``limit`` of every ``stride``-th window of a part (see ``ReplayStore.windows``)."""
+    segments = [s.segments_view() for s in state.ordered()]
+    picked = [strided_starts(starts, stride)
+              for starts in _part_starts(state, segments, length, split, held_out_fraction, held_out_block_steps)]
+    # Streams in store order (oldest session first), rows ascending: the newest windows are the last.
+    which = np.concatenate([np.full(len(starts), i, dtype=np.int64) for i, starts in enumerate(picked)])[-limit:]
+    start = np.concatenate(picked)[-limit:]
+    return gather(segments, which, start, length, state.obs_dim, state.act_dim)
+
+
+def _part_starts(state: StoreState, segments: list, length: int, split: str, held_out_fraction: float,
+                 held_out_block_steps: int | None) -> list[np.ndarray]:
+    """Per stream, the starts of its ``length``-row windows inside ``split``; NotEnoughDataError when none has one."""
+    streams = state.ordered()
+    windows = [part_windows(seg, s.robot_id, s.session_id, length, split, held_out_fraction, held_out_block_steps)
+               for s, seg in zip(streams, segments, strict=True)]
+    if not any(len(w.starts) for w in windows):
+        steps = sum(w.steps for w in windows)
+        raise NotEnoughDataError(
+            f"cannot sample {split} sequences of length {length}: no {length} consecutive {split} steps "
+            f"({steps} {split} steps in {len(streams)} sessions, held_out_fraction {held_out_fraction}); "
+            "record more data or ask for shorter sequences"
+        )
+    return [w.starts for w in windows]
 
 
 def split_stats(state: StoreState, length: int, held_out_fraction: float,

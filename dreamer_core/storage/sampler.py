@@ -11,6 +11,10 @@ taken for each sequence with probability ``recency``, picks start ``i`` of ``N``
 with probability proportional to ``i + 1``: the newest data is twice as likely
 as the median and the oldest almost never drawn.
 
+Fixed windows (``ReplayStore.windows``): instead of a draw, every window of a part at a fixed
+stride (:func:`strided_starts`), the newest ``limit`` of them: the same rows always give the same
+windows, so a measurement on them is repeatable (the model-trust gate's).
+
 Held-out split (``held_out.py``): a ``train`` or ``held_out`` draw numbers only the starts
 whose whole window lies in rows of that part, so a training window never touches a held-out
 block (nor a row whose episode is unknown) and a held-out window holds nothing else. The
@@ -85,9 +89,21 @@ def part_windows(seg: Segments, robot_id: str, session_id: str, length: int, par
         inside = parts == PART_CODES[part]
         # outside[i] = rows before i that are not in the part: a window is clean when none is.
         outside = np.concatenate([[0], np.cumsum(~inside, dtype=np.int64)])
-        starts = np.flatnonzero(outside[length:] == outside[: len(outside) - length])
+        starts = np.flatnonzero(outside[length:] == outside[: max(len(outside) - length, 0)])  # none if too short
         seg.cache[key] = PartWindows(starts, len(np.unique(block[starts])), int(inside.sum()))
     return seg.cache[key]
+
+
+def strided_starts(starts: np.ndarray, stride: int) -> np.ndarray:
+    """Every ``stride``-th of ascending window ``starts``, counted afresh from the first start of each
+    run of consecutive ones (so the picks do not depend on data elsewhere in the stream)."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if not len(starts):
+        return starts
+    run = np.concatenate([[0], np.cumsum(np.diff(starts) != 1)])
+    first = np.flatnonzero(np.concatenate([[True], run[1:] != run[:-1]]))
+    return starts[(starts - starts[first][run]) % stride == 0]
 
 
 def draw_starts(counts: np.ndarray, batch_size: int, rng: np.random.Generator,

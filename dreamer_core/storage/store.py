@@ -295,6 +295,28 @@ class ReplayStore:
         return reader.sample(self._state, batch_size, length, rng, recency, split, fraction,
                              check_block_steps(held_out_block_steps))
 
+    @_locked
+    def windows(
+        self,
+        length: int,
+        *,
+        stride: int,
+        limit: int,
+        split: Literal["train", "held_out"],
+        held_out_fraction: float,
+        held_out_block_steps: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Fixed windows instead of a draw: every ``stride``-th ``length``-step window lying wholly in
+        ``split`` (counted from the first window of each run of consecutive ones), the newest ``limit``
+        of them, as a batch like ``sample``'s. The same rows always give the same batch; it holds
+        fewer than ``limit`` windows when the part has fewer (``NotEnoughDataError`` when none)."""
+        if length < 1 or stride < 1 or limit < 1:
+            raise ValueError(f"length, stride and limit must be >= 1, got {length}, {stride} and {limit}")
+        if split not in ("train", "held_out"):
+            raise ValueError(f"split must be 'train' or 'held_out', got {split!r}")
+        return reader.windows(self._state, length, stride, limit, split,
+                              self._split_fraction(split, held_out_fraction), check_block_steps(held_out_block_steps))
+
     @staticmethod
     def _split_fraction(split: str, held_out_fraction: float | None) -> float:
         if split not in ("all", "train", "held_out"):

@@ -12,6 +12,7 @@ from replay_support import ACT, OBS, make, session_tag
 
 from dreamer_core.storage import NotEnoughDataError, ReplayStore
 from dreamer_core.storage.held_out import block_score, is_held_out
+from dreamer_core.storage.sampler import strided_starts
 
 FRACTION = 0.3
 SESSIONS = ("a", "b", "c")
@@ -155,3 +156,45 @@ def test_errors_name_the_problem(tmp_path):
             store.sample(2, 10, split="train", held_out_fraction=1.0)
         with pytest.raises(ValueError, match="split must be"):
             store.sample(2, 10, split="test", held_out_fraction=0.2)
+
+
+def test_strided_starts_count_from_the_first_start_of_each_run():
+    starts = np.array([0, 1, 2, 3, 4, 5, 10, 11, 12, 20])
+    assert strided_starts(starts, 2).tolist() == [0, 2, 4, 10, 12, 20]
+    assert strided_starts(starts, 1).tolist() == starts.tolist()
+    assert strided_starts(np.array([], dtype=np.int64), 3).tolist() == []
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        strided_starts(starts, 0)
+
+
+def test_fixed_windows_are_every_strided_window_of_the_part_newest_first(tmp_path):
+    sessions = {"a": 400, "b": 250}
+    held = held_out_rows(sessions, episode=20)
+    split = {"split": "held_out", "held_out_fraction": FRACTION}
+    with ReplayStore(tmp_path, obs_dim=OBS, act_dim=ACT, chunk_length=32) as store:
+        fill(store, sessions, episode=20)
+        every = store.windows(8, stride=4, limit=10_000, **split)
+        again = store.windows(8, stride=4, limit=10_000, **split)
+        newest = store.windows(8, stride=4, limit=5, **split)
+        with pytest.raises(NotEnoughDataError, match="no 500 consecutive held_out steps"):
+            store.windows(500, stride=4, limit=5, **split)
+        with pytest.raises(ValueError, match="length, stride and limit must be >= 1"):
+            store.windows(8, stride=0, limit=5, **split)
+        with pytest.raises(ValueError, match="split must be 'train' or 'held_out'"):
+            store.windows(8, stride=4, limit=5, split="all", held_out_fraction=FRACTION)
+    # The same rows give the same windows: nothing is drawn.
+    for key in every:
+        np.testing.assert_array_equal(every[key], again[key])
+    firsts = [(float(w[0, 1]), int(w[0, 0])) for w in every["obs"][..., :2]]
+    # Held-out rows only, and nearly all of them (a run's last rows may follow its last start).
+    assert rows_of(every) <= held and len(rows_of(every)) > 0.95 * len(held)
+    # Within one run of consecutive window starts they are `stride` rows apart.
+    by_session = {}
+    for tag, seq in firsts:
+        by_session.setdefault(tag, []).append(seq)
+    for seqs in by_session.values():
+        gaps = np.diff(seqs)
+        assert set(gaps[gaps < 8].tolist()) <= {4}
+    # The limit keeps the newest: the last windows of the newest session, in order.
+    np.testing.assert_array_equal(newest["obs"], every["obs"][-5:])
+    assert {float(t) for t in newest["obs"][:, 0, 1]} == {session_tag("b")}
