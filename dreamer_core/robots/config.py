@@ -222,10 +222,18 @@ class TrustConfig(_Strict):
     held_out_block_steps: Annotated[int, Field(ge=1)] | None = 250
     # Fewer held-out blocks than this: the gate refuses (too little to judge the model on).
     min_held_out_blocks: Annotated[int, Field(ge=1)] = 4
-    check_sequences: Annotated[int, Field(ge=1)] = 64  # held-out (and training) windows per check
+    # Check windows are not drawn: every window of a part at this stride (16 = open_loop_steps + 1: each
+    # row is an anchor of one window), so the same data always gives the same measurement.
+    window_stride: Annotated[int, Field(ge=1)] = 16
+    check_sequences: Annotated[int, Field(ge=1)] = 64  # at most this many windows per part and check: the newest
     # Skill = 1 - model error / error of the better baseline (batch mean, persistence); the reward and
     # continue skill at the candidate's imagination horizon must reach this.
     min_skill: Annotated[float, Field(lt=1, allow_inf_nan=False)] = -0.7
+    # Paired check against the model whose policy runs (the last promoted one the robot did not reject): on
+    # the same windows, the bootstrap interval (at skill_confidence) of the mean skill difference
+    # (candidate - running) must reach -max_skill_drop, for the reward and the continue skill.
+    max_skill_drop: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.1
+    skill_confidence: Annotated[float, Field(gt=0, lt=1)] = 0.9
     # Ensemble disagreement along the candidate's imagination / on held-out real data must stay below this.
     max_disagreement_ratio: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 1.25
     # Imagination horizon: "fixed" keeps the preset's; "skill" sets it after every check to the largest

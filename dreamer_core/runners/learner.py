@@ -31,6 +31,7 @@ from dreamer_core.algorithms.trust import (
     real_reward_by_version,
     too_little_data,
 )
+from dreamer_core.algorithms.trust.running import PromotedModels
 from dreamer_core.config import DEFAULT_PRESET, load_agent_config
 from dreamer_core.deploy import PolicyBundle, build_bundle, load_private_key, save_bundle_file
 from dreamer_core.deploy.export import export_agent
@@ -223,7 +224,7 @@ class LearnerRunner:
         self.store: ReplayStore | None = None
         self.rng = np.random.default_rng(settings.seed)
         if self.checkpoint_path.is_file():
-            self.agent, self.state = self._resume()
+            self.agent, self.state, self.promoted = self._resume()
             log(f"resumed from {self.checkpoint_path}: {self.agent.updates} updates, "
                 f"policy version {self.state.policy_version}, imagination horizon {self.state.horizon}")
         else:
@@ -232,6 +233,7 @@ class LearnerRunner:
                                seed=settings.seed)
             self.state = LearnerState(spec=self.spec.to_dict(), held_out_fraction=self.trust.held_out_fraction,
                                       held_out_block_steps=self.trust.held_out_block_steps, horizon=config.horizon)
+            self.promoted = PromotedModels()  # world models of promoted versions, for the gate's paired check
         # A lowered fraction only releases held-out blocks for training (a raised one was refused by _resume).
         self.state.held_out_fraction = self.trust.held_out_fraction
         # The preset's horizon when it is fixed; the one chosen last (within the current bounds) otherwise.
@@ -249,8 +251,10 @@ class LearnerRunner:
 
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
-    def _resume(self) -> tuple[Agent, LearnerState]:
-        """The agent and learner state of the checkpoint, refused when they do not fit this run."""
+    def _resume(self) -> tuple[Agent, LearnerState, PromotedModels]:
+        """The agent, learner state and promoted models of the checkpoint, refused when they do not fit this run
+        (a checkpoint from before the paired check has no promoted models: the next candidate is judged as a
+        first one)."""
         payload = read_checkpoint(self.checkpoint_path, self.device)
         if "learner" not in payload["extra"]:
             raise ValueError(f"{self.checkpoint_path} is an agent checkpoint without learner state; "
@@ -262,7 +266,8 @@ class LearnerRunner:
                 + "\n  ".join(problems)
                 + "\nStart it with the robot config and preset the run began with, or use a new run_dir."
             )
-        return Agent.from_checkpoint(payload, self.device), LearnerState.model_validate(payload["extra"]["learner"])
+        return (Agent.from_checkpoint(payload, self.device), LearnerState.model_validate(payload["extra"]["learner"]),
+                PromotedModels(payload["extra"].get("promoted_models")))
 
     # -- data ------------------------------------------------------------------------
 
@@ -298,8 +303,8 @@ class LearnerRunner:
         """Updates the train ratio allows for the data collected so far (offline updates not counted)."""
         return self.train_ratio.owed(self.replay_steps, self.agent.updates - self.state.offline_updates)
 
-    def _sample(self, batch_size: int, length: int, split: str, recency: float = 0.0) -> dict[str, np.ndarray]:
-        return self.store.sample(batch_size, length, rng=self.rng, recency=recency, split=split,
+    def _sample(self, batch_size: int, length: int, split: str) -> dict[str, np.ndarray]:
+        return self.store.sample(batch_size, length, rng=self.rng, split=split,
                                  held_out_fraction=self.trust.held_out_fraction,
                                  held_out_block_steps=self.trust.held_out_block_steps)
 
@@ -337,7 +342,8 @@ class LearnerRunner:
 
     def checkpoint(self) -> None:
         """Save the agent with the learner state, then the readable summary derived from them."""
-        self.agent.save_checkpoint(self.checkpoint_path, extra={"learner": self.state.model_dump()})
+        self.agent.save_checkpoint(self.checkpoint_path, extra={"learner": self.state.model_dump(),
+                                                                "promoted_models": self.promoted.snapshots})
         summary = {"note": f"summary of {self.checkpoint_path.name} (which is what a restart reads)",
                    "updates": self.agent.updates, **self.state.model_dump(mode="json")}
         atomic_write(self.summary_path, json.dumps(summary, indent=2).encode())
@@ -352,11 +358,14 @@ class LearnerRunner:
         blocks = stats["held_out"].blocks
         if blocks < self.trust.min_held_out_blocks or not stats["train"].windows:
             return too_little_data(blocks, self.trust, self.agent.horizon)
-        # The newest data weighs most: it is what the candidate's predecessor did.
-        held_out = self._sample(self.trust.check_sequences, length, "held_out", recency=1.0)
-        train = self._sample(self.trust.check_sequences, length, "train", recency=1.0)
+        # Fixed windows, the newest (what the candidate's predecessor did), and fixed draws: the same data
+        # give the same decision; the running model is measured on the same held-out windows.
+        held_out, train = (self.store.windows(length, stride=self.trust.window_stride, limit=self.trust.check_sequences,
+                                              split=part, held_out_fraction=self.trust.held_out_fraction,
+                                              held_out_block_steps=self.trust.held_out_block_steps)
+                           for part in ("held_out", "train"))
         measured = measure(self.agent, held_out, train, self.trust, blocks, self.agent.horizon,
-                           seed=self.agent.updates)
+                           running=self.promoted.running(self.agent, self.state.rejected))
         return decide(measured, self.trust, self.agent.config.horizon)
 
     def _candidate(self) -> PolicyBundle | None:
@@ -386,6 +395,7 @@ class LearnerRunner:
         save_bundle_file(bundle, self.bundle_path(version))
         # What the model promises for this policy, to hold against what the robot then collects.
         self.state.predict(version, report.metrics["imagined_reward_per_step"])
+        self.promoted.add(version, self.agent, self.state.rejected)
         # Persist the version before publishing: a restarted learner never reuses a number.
         self.state.policy_version = version
         self.checkpoint()

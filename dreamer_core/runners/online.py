@@ -50,9 +50,20 @@ class SequenceReplay:
 
     def sample(self, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``batch`` windows of ``length`` steps as ``[B, T, ...]`` arrays."""
+        self._check_length(length)
+        return self._gather(rng.integers(0, self.size - length + 1, batch), length)
+
+    def windows(self, length: int, stride: int, limit: int) -> dict[str, np.ndarray]:
+        """Every ``stride``-th window of ``length`` steps, the newest ``limit`` of them (no draw: the
+        same steps always give the same batch, as ``ReplayStore.windows``)."""
+        self._check_length(length)
+        return self._gather(np.arange(0, self.size - length + 1, stride)[-limit:], length)
+
+    def _check_length(self, length: int) -> None:
         if self.size < length:
             raise ValueError(f"replay holds {self.size} steps, fewer than the sequence length {length}")
-        starts = rng.integers(0, self.size - length + 1, batch)
+
+    def _gather(self, starts: np.ndarray, length: int) -> dict[str, np.ndarray]:
         index = starts[:, None] + np.arange(length)[None]
         return {key: value[index] for key, value in self.data.items()}
 

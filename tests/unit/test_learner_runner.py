@@ -19,7 +19,8 @@ def robot():
     config = load_robot_config("a1_sim")
     # Lenient gate: these tests are about the loop; the gate itself is tested in test_trust_rules.py and
     # test_model_trust.py. Half the episodes are held out so that every store here has some.
-    lenient = {"min_skill": -1e6, "max_disagreement_ratio": 1e6, "held_out_fraction": 0.5, "min_held_out_blocks": 1}
+    lenient = {"min_skill": -1e6, "max_skill_drop": 1e6, "max_disagreement_ratio": 1e6, "held_out_fraction": 0.5,
+               "min_held_out_blocks": 1}
     return config.model_copy(update={"trust": config.trust.model_copy(update=lenient)})
 
 
@@ -76,7 +77,30 @@ def test_resume_keeps_versions_monotonic(tmp_path, robot):
     assert second.updates == 3 and second.state.policy_version == 1
     assert second.latest_bundle().version == 1
     assert [b.version for b in second.iterate()] == [2]
+    # v1's world model came back with the checkpoint: v2 was compared with it.
+    assert second.state.promotions[-1].metrics["running_version"] == 1.0
     second.close()
+
+
+def test_the_gate_measures_fixed_windows_against_the_running_model(tmp_path, robot):
+    fill_replay(tmp_path / "replay", robot, 900)
+    runner = LearnerRunner(robot, settings(tmp_path, private_key=None), log=lambda _: None)
+    first = runner.check_trust() if runner.ready() else None
+    assert "running_version" not in first.metrics and "first learned model: floor only" in first.summary
+    assert [b.version for b in runner.iterate()] == [1]
+    # Same data, same model: the same measurement, every value (no window or latent is drawn).
+    again, twice = runner.check_trust(), runner.check_trust()
+    assert again.metrics == twice.metrics and again.summary == twice.summary
+    # The running model is v1's, and the model has not changed since: the difference is exactly 0.
+    m = again.metrics
+    assert m["running_version"] == 1.0 and m["reward_skill_diff"] == 0.0 == m["reward_skill_diff_high"]
+    assert m["reward_skill_running"] == pytest.approx(m["reward_skill"], abs=1e-6)
+    assert "vs v1 +0.00/+0.00" in again.summary
+    assert m["paired_windows"] >= robot.trust.min_held_out_blocks
+    # The robot rolled v1 back: the initial policy runs again, so there is no learned model to compare with.
+    runner.record_policy_event(robot.robot_id, 1, "rolled_back", "canary failed", {})
+    assert "running_version" not in runner.check_trust().metrics
+    runner.close()
 
 
 def test_refused_candidate_is_logged_not_published(tmp_path, robot):

@@ -45,15 +45,20 @@ def judged(point_mass_run):
     trust = TrustConfig()
     assert load_robot_config("a1_sim").trust == trust  # the shipped robot config uses the defaults too
     agent = point_mass_run.healthy
-    rng = np.random.default_rng(0)
     length = check_length(trust, agent.config)
-    held_out = point_mass_run.held_out.sample(trust.check_sequences, length, rng)
-    train = point_mass_run.replay.sample(trust.check_sequences, length, rng)
+    held_out = point_mass_run.held_out.windows(length, trust.window_stride, trust.check_sequences)
+    train = point_mass_run.replay.windows(length, trust.window_stride, trust.check_sequences)
     out = {}
     for name in ("healthy", *REFUSED, "planted_bonus"):
         candidate = point_mass_run.candidate(name)
-        measured = measure(candidate, held_out, train, trust, point_mass_run.held_out_episodes, candidate.horizon)
+        # The healthy agent is the first learned candidate; once promoted (v1), the others are compared with it.
+        running = None if name == "healthy" else (1, agent)
+        measured = measure(candidate, held_out, train, trust, point_mass_run.held_out_episodes, candidate.horizon,
+                           running=running)
         out[name] = (decide(measured, trust, candidate.config.horizon), real_return(candidate))
+        again = measure(candidate, held_out, train, trust, point_mass_run.held_out_episodes, candidate.horizon,
+                        running=running)
+        assert decide(again, trust, candidate.config.horizon).metrics == out[name][0].metrics  # repeatable
     return out
 
 

@@ -68,7 +68,7 @@ def run_dir(tmp_path_factory):
     config = load_robot_config("a1_sim")
     # Not the gate's defaults: this test is about what the report shows of decisions both ways.
     lenient = config.model_copy(update={"trust": config.trust.model_copy(
-        update={"min_skill": -1e9, "max_disagreement_ratio": 1e9, "min_held_out_blocks": 1})})
+        update={"min_skill": -1e9, "max_skill_drop": 1e9, "max_disagreement_ratio": 1e9, "min_held_out_blocks": 1})})
     strict = config.model_copy(update={"trust": lenient.trust.model_copy(update={"min_skill": 0.999})})
     rng = np.random.default_rng(0)
     now = time.time()

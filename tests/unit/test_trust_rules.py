@@ -9,6 +9,7 @@ import pytest
 from dreamer_core.algorithms.trust import Measurements, decide, over_optimism, real_reward_by_version
 from dreamer_core.algorithms.trust.horizon import skill_horizon
 from dreamer_core.algorithms.trust.optimism import MIN_STEPS_FOR_OVER_OPTIMISM
+from dreamer_core.algorithms.trust.paired import paired_skill, window_skill
 from dreamer_core.algorithms.trust.skill import skill, skill_curves
 from dreamer_core.robots.config import ConfigError, TrustConfig, parse_robot_config
 from dreamer_core.storage import ReplayStore, Transition
@@ -53,7 +54,22 @@ def test_horizon_is_the_last_k_whose_skill_reaches_the_floor(reward, cont, h_max
     assert skill_horizon(reward, cont, floor=0.2, h_min=2, h_max=h_max) == expected
 
 
-def measured(reward_skill=0.5, continue_skill=0.5, ratio=1.2, blocks=10, pairs=100, horizon=3) -> Measurements:
+def window_errors(model: list[float], counts: list[int] | None = None, base: float = 1.0) -> dict:
+    """``open_loop_errors`` output, the same at every k: the model's summed error per window (reward
+    and continue alike), its pairs per window, and a baseline error of ``base`` per pair."""
+    counts = counts or [10] * len(model)
+    mean = float(np.sum(model) / max(np.sum(counts), 1))
+    errors = {"count": [int(np.sum(counts))] * K, "count_windows": [list(counts)] * K, "reward_scale": 1.0}
+    for name in ("reward", "continue"):
+        errors.update({f"{name}_model": [mean] * K, f"{name}_mean": [base] * K, f"{name}_persistence": [2 * base] * K,
+                       f"{name}_model_windows": [list(model)] * K})
+    return errors
+
+
+def measured(reward_skill=0.5, continue_skill=0.5, ratio=1.2, blocks=10, pairs=100, horizon=3,
+             candidate: list[float] | None = None, running: list[float] | None = None) -> Measurements:
+    """Measurements with these held-out values; with ``running``, a running model (v1) measured on the same
+    windows as the ``candidate``'s per-window errors."""
     def part(r, c, q):
         return ({"count": [pairs] * K}, {"reward": [r] * K, "continue": [c] * K},
                 {"disagreement_ratio_reward": q, "disagreement_ratio_dynamics": q / 2, "imagined_reward_per_step": 0.3})
@@ -61,6 +77,10 @@ def measured(reward_skill=0.5, continue_skill=0.5, ratio=1.2, blocks=10, pairs=1
     for name, (errors, curves, imagination) in (("held_out", part(reward_skill, continue_skill, ratio)),
                                                 ("train", part(0.7, 0.7, 1.0))):
         m.errors[name], m.skill[name], m.imagination[name] = errors, curves, imagination
+    if running is not None:
+        m.running_version = 1
+        m.errors["held_out"] = {**window_errors(candidate), "count": [pairs] * K}
+        m.errors["running"] = window_errors(running)
     return m
 
 
@@ -75,8 +95,10 @@ def test_a_candidate_within_every_threshold_is_promoted_with_its_numbers():
     assert report.metrics["disagreement_ratio"] == 1.2
     assert report.metrics["disagreement_ratio_gap"] == pytest.approx(-0.2)
     assert report.curves["skill_reward"] == [0.5] * K and report.curves["skill_continue_train"] == [0.7] * K
-    assert report.thresholds == {"min_held_out_blocks": 4.0, "min_skill": 0.1, "max_disagreement_ratio": 2.0}
-    assert report.summary == "skill 0.50/0.50 >= 0.1 at k=3, disagreement 1.20x <= 2x"
+    assert report.thresholds == {"min_held_out_blocks": 4.0, "min_skill": 0.1, "max_skill_drop": 0.1,
+                                 "skill_confidence": 0.9, "max_disagreement_ratio": 2.0}
+    assert report.summary == "skill 0.50/0.50 >= 0.1 at k=3, first learned model: floor only, disagreement 1.20x <= 2x"
+    assert "running_version" not in report.metrics
     evaluation = report.evaluation()
     assert evaluation["skill_reward"] == [0.5] * K and evaluation["imagined_reward_per_step"] == 0.3
     assert report.next_horizon == 3  # fixed: the preset's
@@ -97,6 +119,58 @@ def test_each_failed_check_holds_back_with_one_short_reason(change, reason):
     report = decide(measured(**change), TRUST, preset_horizon=3)
     assert not report.passed and report.reasons == [reason]
     assert report.summary == reason and "\n" not in report.summary and len(report.summary) < 80
+
+
+def test_a_window_s_terms_average_to_the_batch_skill():
+    errors = window_errors([1.0, 3.0, 0.0, 8.0], counts=[10, 10, 0, 20], base=0.5)  # one window without pairs
+    terms = window_skill(errors, "reward", k=2)
+    assert len(terms) == 3  # the window without a pair has no term
+    assert terms.mean() == pytest.approx(skill_curves(errors)["reward"][1])
+    assert terms.mean() == pytest.approx(1 - (12.0 / 40) / 0.5)
+
+
+NOISY = [5.0, 6.0, 4.0, 5.5, 4.5, 6.5, 3.5, 5.0]  # the running model's summed error per window (10 pairs each)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "passed"),
+    [
+        (NOISY, True),  # the running model itself: difference 0
+        ([e - 1.0 for e in NOISY], True),  # better everywhere
+        ([e + (1.5 if i % 2 else -1.3) for i, e in enumerate(NOISY)], True),  # worse on average, not clearly
+        ([e + 2.0 for e in NOISY], False),  # worse in every window by 0.2 pairs' worth of baseline error
+    ],
+)
+def test_the_paired_check_holds_back_only_a_clearly_worse_model(candidate, passed):
+    report = decide(measured(candidate=candidate, running=NOISY), TRUST, preset_horizon=3)
+    assert report.passed == passed, report.summary
+    m = report.metrics
+    assert m["running_version"] == 1.0 and m["paired_windows"] == len(NOISY)
+    assert m["reward_skill_diff_low"] <= m["reward_skill_diff"] <= m["reward_skill_diff_high"]
+    assert m["reward_skill_diff"] == pytest.approx(-(np.sum(candidate) - np.sum(NOISY)) / 80)
+    if passed:
+        assert report.summary.startswith("skill 0.50/0.50 >= 0.1 at k=3, vs v1 ")
+        assert "90% high" in report.summary and ">= -0.1" in report.summary
+    else:
+        assert report.reasons == ["reward skill below v1's: -0.20, 90% high -0.20 < -0.1",
+                                  "continue skill below v1's: -0.20, 90% high -0.20 < -0.1"]
+
+
+def test_the_paired_check_is_repeatable_and_refuses_bad_inputs():
+    worse = [e + 1.0 for e in NOISY]
+    first = decide(measured(candidate=worse, running=NOISY), TRUST, preset_horizon=3)
+    again = decide(measured(candidate=worse, running=NOISY), TRUST, preset_horizon=3)
+    assert first.metrics == again.metrics and first.summary == again.summary
+    # A model that predicts NaN in one window is held back, never promoted on the other windows.
+    broken = decide(measured(candidate=[float("nan"), *NOISY[1:]], running=NOISY), TRUST, preset_horizon=3)
+    assert not broken.passed and "reward skill below v1's: +nan" in broken.summary
+    # Fewer windows than held-out blocks required: no comparison.
+    few = decide(measured(candidate=NOISY[:3], running=NOISY[:3]), TRUST, preset_horizon=3)
+    assert few.reasons == ["too few held-out windows to compare with v1: 3 < 4"]
+    with pytest.raises(ValueError, match="same windows"):
+        paired_skill(window_errors(NOISY), window_errors(NOISY[:4]), "reward", 2, 0.9)
+    with pytest.raises(ValueError, match="no window has a pair at k=2"):
+        paired_skill(window_errors([0.0], [0]), window_errors([0.0], [0]), "reward", 2, 0.9)
 
 
 def test_the_skill_horizon_follows_the_held_out_curve():

@@ -6,8 +6,16 @@ A candidate is promoted only when every check passes (docs/model_trust.md):
 2. reward and continue **skill** at the candidate's imagination horizon H (the model's k-step
    open-loop error against the better of two baselines, on held-out windows) reach
    ``trust.min_skill``;
-3. the ensemble **disagreement ratio** along the candidate's own imagination (from held-out
+3. when a learned model's policy runs (the last promoted version the robot did not reject), the
+   candidate's skill is not clearly worse than that model's on the **same** windows: the
+   interval (``trust.skill_confidence``) of the mean difference reaches ``-trust.max_skill_drop``
+   (``paired``); the first learned candidate (v0, the initial policy, runs) has no such model and
+   is judged by 1, 2 and 4 alone;
+4. the ensemble **disagreement ratio** along the candidate's own imagination (from held-out
    start states) stays at or below ``trust.max_disagreement_ratio``.
+
+The windows are fixed (every window at ``trust.window_stride``, the newest ``trust.check_sequences``),
+and so are the model's random draws (``seed``): the same data and model give the same decision.
 
 Every measure is also taken on training windows; the gap (training minus held-out) is recorded,
 not gated. The decision carries every number, the thresholds and one short line of reasons.
@@ -23,6 +31,7 @@ import numpy as np
 from dreamer_core.algorithms.agent import Agent
 from dreamer_core.algorithms.trust.horizon import skill_horizon
 from dreamer_core.algorithms.trust.imagination import DISAGREEMENT_KINDS, imagination_measures
+from dreamer_core.algorithms.trust.paired import paired_skill
 from dreamer_core.algorithms.trust.skill import open_loop_errors, skill_curves
 from dreamer_core.robots.config import TrustConfig
 
@@ -35,7 +44,9 @@ class Measurements:
 
     held_out_blocks: int
     horizon: int  # the imagination horizon the candidate was trained with
-    errors: dict[str, dict] = field(default_factory=dict)  # part -> open_loop_errors(...)
+    running_version: int | None = None  # the version whose model was measured as "running"; None: none yet
+    # part -> open_loop_errors(...); "running": the running model's on the held-out windows
+    errors: dict[str, dict] = field(default_factory=dict)
     skill: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # part -> {"reward", "continue"}
     imagination: dict[str, dict[str, float]] = field(default_factory=dict)  # part -> imagination_measures(...)
 
@@ -57,8 +68,14 @@ class TrustReport:
         if not self.passed:
             return "; ".join(self.reasons)
         m, t = self.metrics, self.thresholds
+        if "running_version" in m:
+            paired = (f"vs v{m['running_version']:.0f} {m['reward_skill_diff']:+.2f}/{m['continue_skill_diff']:+.2f} "
+                      f"({t['skill_confidence']:.0%} high {m['reward_skill_diff_high']:+.2f}/"
+                      f"{m['continue_skill_diff_high']:+.2f} >= {-t['max_skill_drop']:g})")
+        else:
+            paired = "first learned model: floor only"
         return (f"skill {m['reward_skill']:.2f}/{m['continue_skill']:.2f} >= {t['min_skill']:g} "
-                f"at k={m['horizon']:.0f}, "
+                f"at k={m['horizon']:.0f}, {paired}, "
                 f"disagreement {m['disagreement_ratio']:.2f}x <= {t['max_disagreement_ratio']:g}x")
 
     def evaluation(self) -> dict[str, float | list[float]]:
@@ -69,18 +86,24 @@ class TrustReport:
 
 
 def measure(agent: Agent, held_out: dict[str, np.ndarray], train: dict[str, np.ndarray], trust: TrustConfig,
-            held_out_blocks: int, horizon: int, seed: int = 0) -> Measurements:
-    """Skill curves and imagination measures of the agent on a held-out and a training batch."""
+            held_out_blocks: int, horizon: int, seed: int = 0,
+            running: tuple[int, Agent] | None = None) -> Measurements:
+    """Skill curves and imagination measures of the agent on a held-out and a training batch, and the
+    open-loop errors of ``running`` (version, agent: the model whose policy runs) on the held-out one."""
     m = Measurements(held_out_blocks, horizon)
     for part, batch in (("held_out", held_out), ("train", train)):
         m.errors[part] = open_loop_errors(agent, batch, trust.open_loop_steps, seed)
         m.skill[part] = skill_curves(m.errors[part])
         m.imagination[part] = imagination_measures(agent, batch, horizon, seed)
+    if running is not None:
+        m.running_version = running[0]
+        m.errors["running"] = open_loop_errors(running[1], held_out, trust.open_loop_steps, seed)
     return m
 
 
 def thresholds_of(trust: TrustConfig) -> dict[str, float]:
     return {"min_held_out_blocks": float(trust.min_held_out_blocks), "min_skill": trust.min_skill,
+            "max_skill_drop": trust.max_skill_drop, "skill_confidence": trust.skill_confidence,
             "max_disagreement_ratio": trust.max_disagreement_ratio}
 
 
@@ -121,6 +144,8 @@ def decide(m: Measurements, trust: TrustConfig, preset_horizon: int) -> TrustRep
             value = metrics[f"{name}_skill"]
             if not value >= trust.min_skill:
                 reasons.append(f"{name} skill {value:.2f} < {trust.min_skill:g} at k={k}")
+        if m.running_version is not None:
+            reasons += paired_reasons(m, trust, metrics)
     ratio = metrics["disagreement_ratio"]
     if not ratio <= trust.max_disagreement_ratio:
         reasons.append(f"imagination leaves the data: disagreement {ratio:.2f}x > {trust.max_disagreement_ratio:g}x")
@@ -128,3 +153,22 @@ def decide(m: Measurements, trust: TrustConfig, preset_horizon: int) -> TrustRep
         curves["skill_reward"], curves["skill_continue"], trust.min_skill, trust.horizon_min, trust.horizon_max)
     metrics["next_horizon"] = float(next_horizon)
     return TrustReport(not reasons, reasons, metrics, curves, thresholds_of(trust), next_horizon)
+
+
+def paired_reasons(m: Measurements, trust: TrustConfig, metrics: dict[str, float]) -> list[str]:
+    """The paired check against the running model (adds its values to ``metrics``); why it fails, if it does."""
+    k, version = m.horizon, m.running_version
+    metrics["running_version"] = float(version)
+    reasons = []
+    for name in ("reward", "continue"):
+        paired = paired_skill(m.errors["held_out"], m.errors["running"], name, k, trust.skill_confidence)
+        metrics["paired_windows"] = paired["windows"]
+        metrics.update({f"{name}_skill_{key}": paired[key] for key in ("running", "diff")})
+        metrics.update({f"{name}_skill_diff_{key}": paired[key] for key in ("low", "high")})
+        if paired["windows"] < trust.min_held_out_blocks:
+            return [f"too few held-out windows to compare with v{version}: {paired['windows']:.0f} < "
+                    f"{trust.min_held_out_blocks}"]
+        if not paired["high"] >= -trust.max_skill_drop:
+            reasons.append(f"{name} skill below v{version}'s: {paired['diff']:+.2f}, "
+                           f"{trust.skill_confidence:.0%} high {paired['high']:+.2f} < {-trust.max_skill_drop:g}")
+    return reasons

@@ -46,7 +46,9 @@ def open_loop_errors(agent: Agent, batch: dict[str, np.ndarray], k_max: int, see
     (whose reward is a placeholder, and whose posterior has seen one observation); a pair is
     left out when an episode starts within its k steps. Returns lists per k: ``k``, ``count``
     (pairs measured), ``reward_model``, ``reward_mean``, ``reward_persistence``,
-    ``continue_model``, ``continue_mean``, ``continue_persistence``, and the batch's mean
+    ``continue_model``, ``continue_mean``, ``continue_persistence``; per k and window (the batch's
+    sequences, in order) ``count_windows`` (pairs) and ``{reward,continue}_model_windows`` (the
+    model's summed absolute error, for paired comparisons: ``paired``); and the batch's mean
     ``|reward|`` as ``reward_scale``.
     """
     data = agent.to_tensors(batch)
@@ -64,8 +66,10 @@ def open_loop_errors(agent: Agent, batch: dict[str, np.ndarray], k_max: int, see
     h, z = post["h"][:anchors].flatten(0, 1), post["z"][:anchors].flatten(0, 1)
     anchor_reward, anchor_cont = reward[:anchors].flatten(0, 1), cont[:anchors].flatten(0, 1)
     valid = 1.0 - first[:anchors].flatten(0, 1)
-    out: dict[str, list] = {"k": [], "count": [], "reward_scale": float(reward[real_rows].abs().mean())}
+    out: dict[str, list] = {"k": [], "count": [], "count_windows": [],
+                            "reward_scale": float(reward[real_rows].abs().mean())}
     for name in ("reward", "continue"):
+        out[f"{name}_model_windows"] = []
         for source in ("model", *BASELINES):
             out[f"{name}_{source}"] = []
     for k in range(1, k_max + 1):
@@ -85,10 +89,13 @@ def open_loop_errors(agent: Agent, batch: dict[str, np.ndarray], k_max: int, see
         }
         out["k"].append(k)
         out["count"].append(int(count))
+        out["count_windows"].append(valid.view(anchors, -1).sum(0).tolist())
         for name, real in (("reward", real_reward), ("continue", real_cont)):
             for source, predicted in predictions[name].items():
-                err = ((predicted.float() - real).abs() * valid).sum() / count.clamp(min=1)
-                out[f"{name}_{source}"].append(float(err))
+                err = (predicted.float() - real).abs() * valid
+                out[f"{name}_{source}"].append(float(err.sum() / count.clamp(min=1)))
+                if source == "model":
+                    out[f"{name}_model_windows"].append(err.view(anchors, -1).sum(0).tolist())
     return out
 
 
@@ -98,9 +105,14 @@ def skill(model: Sequence[float], baselines: Sequence[Sequence[float]], floor: f
     return [float(v) for v in 1.0 - np.asarray(model, dtype=np.float64) / best]
 
 
+def error_floor(errors: dict, name: str) -> float:
+    """The floor of the baseline error that ``name``'s skill divides by (``reward`` or ``continue``)."""
+    # A batch of zero rewards has no scale; 1e-6 keeps the ratio defined.
+    return ERROR_FLOOR_SHARE * (max(errors["reward_scale"], 1e-6) if name == "reward" else 1.0)
+
+
 def skill_curves(errors: dict) -> dict[str, list[float]]:
     """Reward and continue skill per k from :func:`open_loop_errors` output."""
-    # A batch of zero rewards has no scale; 1e-6 keeps the ratio defined.
-    floors = {"reward": ERROR_FLOOR_SHARE * max(errors["reward_scale"], 1e-6), "continue": ERROR_FLOOR_SHARE}
-    return {name: skill(errors[f"{name}_model"], [errors[f"{name}_{b}"] for b in BASELINES], floors[name])
+    return {name: skill(errors[f"{name}_model"], [errors[f"{name}_{b}"] for b in BASELINES],
+                        error_floor(errors, name))
             for name in ("reward", "continue")}
