@@ -5,7 +5,10 @@ Pure functions of episode figures (no threads, no ROS, no torch); the policy man
 :func:`cannot_pass` says the return check is lost already (docs/robot_config.md#canary):
 
 - **return check**: the canary's mean episode return against the previous trusted version's
-  recent complete episodes (its *baseline*). A bootstrap percentile interval of the baseline's
+  recent complete episodes (its *baseline*), and again against the **best trusted version**'s kept
+  episodes (the trusted version with the highest mean return so far, when it is another one): a
+  canary clearly below either fails, so small regressions cannot pile up release after release,
+  each within the margin of the one before. A bootstrap percentile interval of the baseline's
   mean absorbs how few baseline episodes there are; the canary fails when its mean lies below the
   interval's lower end by more than the margin: ``return_margin`` standard deviations of the
   baseline's returns, or ``return_tolerance`` times the magnitude of its mean if that is larger.
@@ -15,9 +18,11 @@ Pure functions of episode figures (no threads, no ROS, no torch); the policy man
   regression of a percent into a permanent rejection.
 - **over-optimism check**: the manifest's ``imagined_reward_per_step`` (what the learner's model
   expected of the candidate) against the realised reward per step of the canary's episodes; the
-  canary fails when the model promised more than ``max_over_optimism`` above what it delivered.
+  canary fails when the model promised more than ``over_optimism_share`` times the magnitude of the
+  baseline's realised reward per step above what it delivered (relative, like the margin: one
+  default for every reward scale).
 - **fail fast**: after each complete canary episode, the episodes still to come are counted as
-  the baseline's best episode; when even then the mean would lie below the threshold, the canary
+  the baseline's best episode; when even then the mean would lie below a threshold, the canary
   is judged at once on the episodes it has (a robot whose new policy falls need not fall
   ``canary.episodes`` times before it is rolled back).
 - **fail closed**: a check without data (fewer than ``min_baseline_episodes`` baseline episodes;
@@ -86,10 +91,14 @@ def reward_per_step(episodes: Sequence[tuple[float, int]]) -> float | None:
     return sum(ret for ret, _ in episodes) / rewarded if rewarded > 0 else None
 
 
+Baseline = tuple[int, Sequence[tuple[float, int]]]  # (version, its complete episodes as (ret, steps) pairs)
+
+
 def judge(version: int, canary: Sequence[tuple[float, int]], baseline_version: int,
           baseline: Sequence[tuple[float, int]], imagined: float | None, config: CanaryConfig,
-          rng: np.random.Generator) -> Verdict:
-    """The verdict on canary ``version`` from its episodes and its baseline's ((ret, steps) pairs)."""
+          rng: np.random.Generator, best: Baseline | None = None) -> Verdict:
+    """The verdict on canary ``version`` from its episodes and its baseline's ((ret, steps) pairs); ``best``:
+    the best trusted version's, a second baseline for the return check (None when it is the baseline)."""
     returns = [ret for ret, _ in canary]
     mean = float(np.mean(returns))
     realised = reward_per_step(canary)
@@ -97,12 +106,16 @@ def judge(version: int, canary: Sequence[tuple[float, int]], baseline_version: i
         "version": version, "episodes": len(canary), "returns": [round(r, 4) for r in returns],
         "return_mean": mean, "reward_per_step": realised, "baseline_version": baseline_version,
         "baseline_episodes": len(baseline), "min_baseline_episodes": config.min_baseline_episodes,
+        "best_baseline_version": None if best is None else best[0],
+        "best_baseline_episodes": None if best is None else len(best[1]),
         "confidence": config.confidence, "return_margin": config.return_margin,
         "return_tolerance": config.return_tolerance,
-        "max_over_optimism": config.max_over_optimism, "imagined_reward_per_step": imagined,
+        "over_optimism_share": config.over_optimism_share, "imagined_reward_per_step": imagined,
     }
-    checks = {"return_check": _return_check(returns, baseline_version, baseline, config, rng, values),
-              "over_optimism_check": _optimism_check(realised, imagined, config, values)}
+    checks = {"return_check": _return_check(returns, baseline_version, baseline, config, rng, values, "")}
+    if best is not None:
+        checks["best_baseline_return_check"] = _return_check(returns, *best, config, rng, values, BEST)
+    checks["over_optimism_check"] = _optimism_check(realised, imagined, baseline_version, baseline, config, values)
     values.update({name: outcome for name, (outcome, _) in checks.items()})
     outcomes = [outcome for outcome, _ in checks.values()]
     text = "; ".join(line for _, line in checks.values())
@@ -116,15 +129,24 @@ def judge(version: int, canary: Sequence[tuple[float, int]], baseline_version: i
     return Verdict(False, f"cannot be judged: {text}", values)
 
 
+# Prefix of the best trusted version's figures in a verdict's values (the previous version's have none).
+BEST = "best_baseline_"
+
+
 def cannot_pass(canary: Sequence[tuple[float, int]], baseline: Sequence[tuple[float, int]], config: CanaryConfig,
-                rng: np.random.Generator) -> bool:
-    """Whether a canary with fewer than ``config.episodes`` complete episodes fails the return check
-    even if each episode still to come scored the baseline's best return (``rng`` as :func:`judge`
-    gets it, so both draw the same threshold)."""
-    if not canary or len(canary) >= config.episodes or len(baseline) < config.min_baseline_episodes:
+                rng: np.random.Generator, best: Baseline | None = None) -> bool:
+    """Whether a canary with fewer than ``config.episodes`` complete episodes fails the return check against
+    ``baseline`` or ``best`` (as :func:`judge` takes them) even if each episode still to come scored
+    that baseline's best return (``rng`` as :func:`judge` gets it, so both draw the same thresholds)."""
+    if not canary or len(canary) >= config.episodes:
         return False
-    figures = return_threshold(baseline, config, rng)
-    return _best_case_mean([ret for ret, _ in canary], baseline, config) < figures["return_threshold"]
+    returns = [ret for ret, _ in canary]
+    for episodes in (baseline, *([] if best is None else [best[1]])):
+        if len(episodes) >= config.min_baseline_episodes:
+            threshold = return_threshold(episodes, config, rng)["return_threshold"]
+            if _best_case_mean(returns, episodes, config) < threshold:
+                return True
+    return False
 
 
 def _best_case_mean(returns: Sequence[float], baseline: Sequence[tuple[float, int]], config: CanaryConfig) -> float:
@@ -143,24 +165,29 @@ def return_threshold(baseline: Sequence[tuple[float, int]], config: CanaryConfig
             "margin": margin, "return_threshold": low - margin}
 
 
+def _named(figures: dict, prefix: str) -> dict:
+    """The previous version's figures as they are; the best trusted version's as ``best_baseline_mean``, ..."""
+    return {prefix + key.removeprefix("baseline_") if prefix else key: value for key, value in figures.items()}
+
+
 def _return_check(returns: Sequence[float], baseline_version: int, baseline: Sequence[tuple[float, int]],
-                  config: CanaryConfig, rng: np.random.Generator, values: dict) -> tuple[str, str]:
-    """The canary's mean return against the threshold; judged early (fewer than ``config.episodes``
-    returns, as :func:`cannot_pass` allows), its best case: the rest counted as the baseline's best."""
-    figures = dict.fromkeys(("baseline_mean", "baseline_std", "baseline_low", "baseline_high", "margin",
-                             "return_threshold"))
-    values.update(figures)
+                  config: CanaryConfig, rng: np.random.Generator, values: dict, prefix: str) -> tuple[str, str]:
+    """The canary's mean return against one baseline's threshold; judged early (fewer than ``config.episodes``
+    returns, as :func:`cannot_pass` allows), its best case: the rest counted as that baseline's best."""
+    which = f"v{baseline_version}'s" + (" (the best trusted)" if prefix else "")
+    values.update(_named(dict.fromkeys(("baseline_mean", "baseline_std", "baseline_low", "baseline_high", "margin",
+                                        "return_threshold")), prefix))
     if len(baseline) < config.min_baseline_episodes:
         return NOT_JUDGED, (f"return not judged: v{baseline_version} has {len(baseline)} complete episodes, "
                             f"{config.min_baseline_episodes} needed")
     figures = return_threshold(baseline, config, rng)
-    values.update(figures)
+    values.update(_named(figures, prefix))
     threshold, margin = figures["return_threshold"], figures["margin"]
-    where = (f"v{baseline_version}'s {config.confidence:.0%} interval low {figures['baseline_low']:.2f} (mean "
+    where = (f"{which} {config.confidence:.0%} interval low {figures['baseline_low']:.2f} (mean "
              f"{figures['baseline_mean']:.2f}, {len(baseline)} episodes) - margin {margin:.2f} (max of "
              f"{config.return_margin:g} std {figures['baseline_std']:.2f}, {config.return_tolerance:.0%} of the mean)")
     if len(returns) < config.episodes:
-        mean = values["best_case_mean"] = _best_case_mean(returns, baseline, config)
+        mean = values[f"{prefix}best_case_mean"] = _best_case_mean(returns, baseline, config)
         what = (f"return at best {mean:.2f} after {len(returns)}/{config.episodes} episodes (the rest counted as "
                 f"v{baseline_version}'s best)")
     else:
@@ -171,15 +198,18 @@ def _return_check(returns: Sequence[float], baseline_version: int, baseline: Seq
     return PASSED, f"{what} >= {threshold:.2f} = {where}"
 
 
-def _optimism_check(realised: float | None, imagined: float | None, config: CanaryConfig,
-                    values: dict) -> tuple[str, str]:
-    values["over_optimism"] = None
+def _optimism_check(realised: float | None, imagined: float | None, baseline_version: int,
+                    baseline: Sequence[tuple[float, int]], config: CanaryConfig, values: dict) -> tuple[str, str]:
+    scale = reward_per_step(baseline)
+    values.update({"over_optimism": None, "baseline_reward_per_step": scale, "over_optimism_limit": None})
     if imagined is None:
         return NOT_JUDGED, "over-optimism not judged: no imagined_reward_per_step in the manifest"
     if realised is None:
         return NOT_JUDGED, "over-optimism not judged: the canary's episodes have no rewarded step"
-    over = imagined - realised
-    values["over_optimism"] = over
-    line = (f"over-optimism {over:.3f} = imagined {imagined:.3f} - realised {realised:.3f} reward/step "
-            f"(limit {config.max_over_optimism:g})")
-    return (FAILED if over > config.max_over_optimism else PASSED), line
+    if scale is None:
+        return NOT_JUDGED, f"over-optimism not judged: v{baseline_version} has no rewarded step to scale the limit"
+    over, limit = imagined - realised, config.over_optimism_share * abs(scale)
+    values.update({"over_optimism": over, "over_optimism_limit": limit})
+    line = (f"over-optimism {over:.3f} = imagined {imagined:.3f} - realised {realised:.3f} reward/step (limit "
+            f"{limit:.3f} = {config.over_optimism_share:g} x |v{baseline_version}'s {scale:.3f}|)")
+    return (FAILED if over > limit else PASSED), line

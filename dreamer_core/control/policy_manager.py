@@ -69,8 +69,10 @@ class PolicyManager:
         self._state = VersionState.load(state_path, robot_id) if state_path else VersionState(robot_id=robot_id)
         self._history = history
         self._canary = canary
-        # Complete episodes kept per version (the canary's baseline window, or its default without a canary).
+        # Complete episodes kept per version (the canary's baseline window, or its default without a canary),
+        # and how many make a baseline (the best trusted version's too).
         self._keep = (canary or CanaryConfig()).baseline_episodes
+        self._min_episodes = (canary or CanaryConfig()).min_baseline_episodes
         self._log = log or (lambda level, message: None)
         self._lock = threading.Lock()
         self._persist_lock = threading.Lock()
@@ -198,17 +200,19 @@ class PolicyManager:
             trial = self._trial_due(episode.version)
             if trial is None:
                 if self._trusted(episode.version):
+                    self._state.note_best(episode.version, self._min_episodes)
                     self._advance()  # a version that waited for a verdict gets its turn
                 return
-        record, canary, baseline = trial
+        record, canary, baseline, best = trial
         verdict = judge(record.version, canary, record.baseline, baseline, record.imagined_reward_per_step,
-                        self._canary, np.random.default_rng(record.version))
+                        self._canary, np.random.default_rng(record.version), best)
         with self._lock:
             if self._state.canary != record or _version(self._active) != record.version:
                 return  # an operator forced or blocked it meanwhile
             self._state.canary = None
             if verdict.passed:
                 self._trust(record.version)
+                self._state.note_best(record.version, self._min_episodes)
                 event, text, level = "canary_passed", f"v{record.version} passed: {verdict.reason}", "info"
                 self._advance()
             else:
@@ -411,6 +415,8 @@ class PolicyManager:
         """Mark ``version`` rejected for good; swap back from it at the next tick if it runs or is about to."""
         self._state.rejected = sorted({*self._state.rejected, version})
         self._state.trusted = [v for v in self._state.trusted if v != version]
+        if self._state.best is not None and self._state.best.version == version:
+            self._state.best = None  # a blocked version is no standard to hold others to
         if self._state.canary is not None and self._state.canary.version == version:
             self._state.canary = None
         self._held.pop(version, None)
@@ -465,17 +471,21 @@ class PolicyManager:
         return event
 
     def _trial_due(self, version: int):
-        """(canary record, its episodes, its baseline's episodes) when ``version``'s canary is due a verdict:
-        after its episodes, or as soon as it cannot pass the return check any more."""
+        """(canary record, its episodes, its baseline's episodes, the best trusted version and its episodes or
+        None) when ``version``'s canary is due a verdict: after its episodes, or as soon as it cannot pass the
+        return check any more."""
         record = self._state.canary
         if record is None or record.version != version or _version(self._active) != version:
             return None
         pairs = [(e.ret, e.steps) for e in self._state.episodes_of(version)]
         baseline = [(e.ret, e.steps) for e in self._state.episodes_of(record.baseline)]
+        top = self._state.best  # a second baseline when it is another version than the canary's baseline
+        best = None if top is None or top.version == record.baseline else (
+            top.version, [(e.ret, e.steps) for e in top.episodes])
         if len(pairs) < self._canary.episodes and not cannot_pass(pairs, baseline, self._canary,
-                                                                  np.random.default_rng(record.version)):
+                                                                  np.random.default_rng(record.version), best):
             return None
-        return record, pairs, baseline
+        return record, pairs, baseline, best
 
     def _canary_progress(self) -> str:
         record, version = self._state.canary, _version(self._active)

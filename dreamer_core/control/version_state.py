@@ -6,7 +6,8 @@ bring an old policy back), the versions it rejected (never accepted again), and
 the operator's pin (a pinned or rolled-back version stays in charge after a restart), and
 what the canary needs (docs/robot_config.md#canary): the versions trusted (passed a canary or
 forced by an operator), the canary in progress with its baseline, and the returns of each
-version's recent complete episodes, so a restart forgets neither a verdict nor its evidence.
+version's recent complete episodes and of the best trusted version (the canary's second baseline),
+so a restart forgets neither a verdict nor its evidence.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class VersionState(_Record):
     last_trusted: pydantic.NonNegativeInt = 0  # the trusted version that ran last: a new canary's baseline
     canary: CanaryRecord | None = None
     returns: list[VersionEpisodes] = []  # least recently recorded version first
+    # The trusted version with the highest mean return so far and its episodes: every canary's second baseline
+    # (kept apart from ``returns``, which forgets versions not run for a while).
+    best: VersionEpisodes | None = None
     last_verdict: str = ""
 
     def episodes_of(self, version: int) -> list[EpisodeRecord]:
@@ -81,6 +85,16 @@ class VersionState(_Record):
         entry = next((v for v in self.returns if v.version == version), None) or VersionEpisodes(version=version)
         entry.episodes = [*entry.episodes, EpisodeRecord(ret=ret, steps=steps)][-keep:]
         self.returns = [*(v for v in self.returns if v.version != version), entry][-KEPT_VERSIONS:]
+
+    def note_best(self, version: int, min_episodes: int) -> None:
+        """After an episode of trusted ``version``: it becomes :attr:`best` when it has ``min_episodes`` kept
+        episodes and a higher mean return than the best so far (the best's own episodes are kept current)."""
+        episodes = self.episodes_of(version)
+        if len(episodes) < min_episodes:
+            return
+        best = self.best
+        if best is None or best.version == version or _mean(episodes) > _mean(best.episodes):
+            self.best = VersionEpisodes(version=version, episodes=list(episodes))
 
     @classmethod
     def load(cls, path: Path, robot_id: str) -> VersionState:
@@ -105,3 +119,7 @@ class VersionState(_Record):
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(self.model_dump(), indent=2, sort_keys=True).encode())
+
+
+def _mean(episodes: list[EpisodeRecord]) -> float:
+    return sum(e.ret for e in episodes) / len(episodes)

@@ -210,6 +210,16 @@ RETIRED_TRUST_KEYS = {
 }
 
 
+def _refuse_retired(data, retired_keys: dict[str, tuple[str, str]], section: str, doc: str):
+    """``data`` unchanged, or a ValueError naming each retired key of ``section`` with its replacement."""
+    if isinstance(data, dict):
+        retired = [key for key in retired_keys if key in data]
+        if retired:
+            replaced = "; ".join(f"{key} -> {retired_keys[key][0]}: {retired_keys[key][1]}" for key in retired)
+            raise ValueError(f"{', '.join(retired)}: no longer a {section} key ({replaced}; see {doc})")
+    return data
+
+
 class TrustConfig(_Strict):
     """Model-trust gate (docs/model_trust.md): a candidate policy is promoted only when every check
     passes, each measured on held-out data the model never trained on."""
@@ -245,14 +255,7 @@ class TrustConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _retired(cls, data):
-        if isinstance(data, dict):
-            retired = [key for key in RETIRED_TRUST_KEYS if key in data]
-            if retired:
-                replaced = "; ".join(f"{key} -> {RETIRED_TRUST_KEYS[key][0]}: {RETIRED_TRUST_KEYS[key][1]}"
-                                     for key in retired)
-                raise ValueError(f"{', '.join(retired)}: no longer a trust key ({replaced}; "
-                                 "see docs/model_trust.md)")
-        return data
+        return _refuse_retired(data, RETIRED_TRUST_KEYS, "trust", "docs/model_trust.md")
 
     @model_validator(mode="after")
     def _horizons(self) -> TrustConfig:
@@ -279,6 +282,13 @@ class TopicsConfig(_Strict):
     diagnostics: str = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
 
 
+# Keys of the canary section that were replaced (a clear error, not "unknown key").
+RETIRED_CANARY_KEYS = {
+    "max_over_optimism": ("over_optimism_share", "the over-optimism limit is relative to the reward scale now: a share "
+                                                 "of the baseline's realised reward per step"),
+}
+
+
 class CanaryConfig(_Strict):
     """A newly accepted policy version first runs as a canary (docs/robot_config.md#canary).
 
@@ -287,8 +297,9 @@ class CanaryConfig(_Strict):
     swaps back to the previous version by itself when it failed: its mean return lies below the
     bootstrap interval of the previous version's mean by more than the margin (the larger of
     ``return_margin`` standard deviations of that version's returns and ``return_tolerance`` times
-    its mean's magnitude), or its realised reward per step falls short of the manifest's imagined
-    one by more than ``max_over_optimism``.
+    its mean's magnitude), or below the best trusted version's the same way, or its realised reward
+    per step falls short of the manifest's imagined one by more than ``over_optimism_share`` times
+    the magnitude of the previous version's realised reward per step.
     """
 
     episodes: Annotated[int, Field(ge=1)] = 5  # N: complete episodes of a canary before its verdict
@@ -298,7 +309,14 @@ class CanaryConfig(_Strict):
     bootstrap_samples: Annotated[int, Field(ge=100)] = 2000
     return_margin: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0  # in std of previous returns
     return_tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05  # of |previous mean return|
-    max_over_optimism: PositiveFloat = 1.0  # imagined minus realised reward per step (reward units)
+    # Imagined minus realised reward per step may be at most this share of |the previous version's realised
+    # reward per step| (relative: one default for every reward scale).
+    over_optimism_share: PositiveFloat = 0.25
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data):
+        return _refuse_retired(data, RETIRED_CANARY_KEYS, "canary", "docs/robot_config.md#canary")
 
     @model_validator(mode="after")
     def _windows(self) -> CanaryConfig:

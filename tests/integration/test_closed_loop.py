@@ -35,9 +35,9 @@ def test_closed_loop(tmp_path, ros_env):
     # the plumbing (the gate's and the canary's decisions are tested elsewhere); every decision is still
     # logged. Canaries of 2 episodes that never fail keep the versions moving forward.
     config = yaml.safe_load(resolve_config_path("a1_sim").read_text())
-    config["trust"] = {"min_skill": -1e6, "max_disagreement_ratio": 1e6, "held_out_fraction": 0.5,
-                       "min_held_out_blocks": 1}
-    config["canary"] = {"episodes": 2, "min_baseline_episodes": 2, "return_margin": 1e6, "max_over_optimism": 1e6}
+    config["trust"] = {"min_skill": -1e6, "max_skill_drop": 1e6, "max_disagreement_ratio": 1e6,
+                       "held_out_fraction": 0.5, "min_held_out_blocks": 1}
+    config["canary"] = {"episodes": 2, "min_baseline_episodes": 2, "return_margin": 1e6, "over_optimism_share": 1e6}
     config["safety"]["stale_sensor_periods"] = SLOW_SIM_STALE_PERIODS
     robot = tmp_path / "a1_e2e.yaml"
     robot.write_text(yaml.safe_dump(config))

@@ -124,15 +124,21 @@ def test_over_optimism_rolls_back_even_a_canary_that_beats_its_baseline():
     verdict = judge(2, canary, 1, [(r, 101) for r in GOOD], 3.5, CANARY, np.random.default_rng(0))
     assert not verdict.passed and verdict.values["return_check"] == "passed"
     assert verdict.values["over_optimism"] == pytest.approx(1.5)
-    assert verdict.reason == ("over-optimism 1.500 = imagined 3.500 - realised 2.000 reward/step (limit 1)")
-    assert judge(2, canary, 1, [(r, 101) for r in GOOD], 2.9, CANARY, np.random.default_rng(0)).passed
+    # The limit is a share of the baseline's realised reward per step (here about 1.0), not reward units.
+    assert verdict.values["over_optimism_limit"] == pytest.approx(0.25 * sum(GOOD) / 600)
+    assert verdict.reason == ("over-optimism 1.500 = imagined 3.500 - realised 2.000 reward/step "
+                              "(limit 0.250 = 0.25 x |v1's 1.002|)")
+    assert judge(2, canary, 1, [(r, 101) for r in GOOD], 2.2, CANARY, np.random.default_rng(0)).passed
+    # The same promise against a baseline ten times the scale is within its limit.
+    assert judge(2, [(2000.0, 101)] * 5, 1, [(10 * r, 101) for r in GOOD], 21.0, CANARY,
+                 np.random.default_rng(0)).passed
 
 
 def test_with_too_few_baseline_episodes_only_over_optimism_judges():
     few = [(r, 101) for r in GOOD[:4]]
     bad = judge(2, [(10.0, 101)] * 5, 1, few, 1.5, CANARY, np.random.default_rng(0))  # 0.1 per step
     assert not bad.passed and bad.values["return_check"] == "not judged"
-    ok = judge(2, [(100.0, 101)] * 5, 1, few, 1.5, CANARY, np.random.default_rng(0))  # 1.0 per step
+    ok = judge(2, [(100.0, 101)] * 5, 1, few, 1.2, CANARY, np.random.default_rng(0))  # 1.0 per step
     assert ok.passed and "v1 has 4 complete episodes, 5 needed" in ok.reason
 
 
@@ -156,6 +162,56 @@ def test_canary_config_windows_are_checked(tmp_path):
     config["canary"] = {"episodes": 30}
     with pytest.raises(ConfigError, match=r"canary: .*episodes \(30\) must be <= baseline_episodes \(20\)"):
         parse_robot_config(config, source="bad.yaml")
+    config["canary"] = {"max_over_optimism": 2.0}
+    with pytest.raises(ConfigError, match=r"canary: max_over_optimism: no longer a canary key "
+                                          r"\(max_over_optimism -> over_optimism_share: .*reward scale"):
+        parse_robot_config(config, source="old.yaml")
+
+
+def test_over_optimism_without_a_baseline_reward_is_not_judged():
+    verdict = judge(2, [(50.0, 101)] * 5, 1, [(0.0, 1)] * 5, 3.0, CANARY, np.random.default_rng(0))
+    assert verdict.values["over_optimism_check"] == "not judged" and verdict.values["over_optimism"] is None
+    assert "v1 has no rewarded step to scale the limit" in verdict.reason
+
+
+def test_a_canary_clearly_below_the_best_trusted_version_fails_though_within_its_baseline_s_margin(pm, state):
+    play(pm, GOOD)  # v0: mean 100.17, the best trusted version so far
+    deliver(pm, 1)
+    running(pm)
+    play(pm, [95.0, 96.0, 94.0, 95.0, 95.0])  # within v0's margin (threshold about 93.3): trusted
+    assert events(pm) == [(1, "canary_started"), (1, "canary_passed")]
+    deliver(pm, 2)
+    assert running(pm) == 2
+    play(pm, [91.0] * 5)  # within v1's margin (threshold about 89.9), but clearly below v0's
+    assert running(pm) == 1
+    (_, rolled_back) = pm.take_events()
+    values = json.loads(rolled_back.values_json())
+    assert values["return_check"] == "passed" and values["best_baseline_return_check"] == "failed"
+    assert values["baseline_version"] == 1 and values["best_baseline_version"] == 0
+    assert values["best_baseline_mean"] == pytest.approx(np.mean(GOOD))
+    assert values["return_mean"] < values["best_baseline_return_threshold"] < values["return_threshold"] + 5
+    assert rolled_back.reason.startswith("return 91.00 < ") and "v0's (the best trusted)" in rolled_back.reason
+    pm.flush()
+    assert json.loads(state.read_text())["best"]["version"] == 0  # kept across restarts
+    restarted = PolicyManager("a1_sim", state_path=state, canary=CANARY)
+    assert restarted._state.best == pm._state.best
+
+
+def test_the_best_trusted_version_follows_the_highest_mean_and_forgets_a_blocked_one(pm):
+    play(pm, [50.0] * 5)
+    assert pm._state.best.version == 0
+    deliver(pm, 1)
+    running(pm)
+    play(pm, [80.0, 81.0, 79.0, 80.0, 80.0])  # passes, and beats v0
+    assert pm._state.best.version == 1 and len(pm._state.best.episodes) == 5
+    play(pm, [82.0])  # its later episodes keep the best's window current
+    assert len(pm._state.best.episodes) == 6
+    pm.block(1)
+    assert pm._state.best is None
+    # Early judgement counts the best trusted version too: a canary whose best case is below it is lost.
+    baseline, best = [(50.0, 101)] * 5, (3, [(100.0, 101), (101.0, 101), (99.0, 101), (100.0, 101), (100.0, 101)])
+    assert not cannot_pass([(60.0, 101)], baseline, CANARY, np.random.default_rng(0))
+    assert cannot_pass([(60.0, 101)], baseline, CANARY, np.random.default_rng(0), best)
 
 
 # -- the policy manager acting on verdicts ---------------------------------------------------
