@@ -168,10 +168,14 @@ def _nothing(what: str, why: str) -> str:
     return f'<p class="nodata">{escape(what)} ({escape(why)}).</p>'
 
 
-# Measured values of a decision shown beside the threshold they were held against: (metric, threshold, label).
-GATE_VALUES = (("reward_skill", "min_skill", "reward skill"), ("continue_skill", "min_skill", "continue skill"),
-               ("disagreement_ratio", "max_disagreement_ratio", "disagreement"),
-               ("held_out_blocks", "min_held_out_blocks", "held-out blocks"))
+# Measured values of a decision shown beside the threshold they were held against:
+# (metric, threshold, label, how the value must relate to the threshold).
+GATE_VALUES = (("reward_skill", "min_skill", "reward skill", "≥ {:g}"),
+               ("continue_skill", "min_skill", "continue skill", "≥ {:g}"),
+               ("reward_skill_diff_high", "max_skill_drop", "reward skill − running's, interval high", "≥ −{:g}"),
+               ("continue_skill_diff_high", "max_skill_drop", "continue skill − running's, interval high", "≥ −{:g}"),
+               ("disagreement_ratio", "max_disagreement_ratio", "disagreement", "≤ {:g}"),
+               ("held_out_blocks", "min_held_out_blocks", "held-out blocks", "≥ {:g}"))
 
 
 def gate_values(d: Decision) -> str:
@@ -179,11 +183,11 @@ def gate_values(d: Decision) -> str:
     parts = []
     if "horizon" in d.metrics:
         parts.append(f"at k={d.metrics['horizon']:.0f}")
-    for metric, threshold, label in GATE_VALUES:
+    for metric, threshold, label, relation in GATE_VALUES:
         if metric in d.metrics:
             bound = d.thresholds.get(threshold)
-            relation = "" if bound is None else f" ({'≤' if threshold.startswith('max') else '≥'} {bound:g})"
-            parts.append(f"{label} {d.metrics[metric]:.3g}{relation}")
+            held = "" if bound is None else f" ({relation.format(bound)})"
+            parts.append(f"{label} {d.metrics[metric]:.3g}{held}")
     return ", ".join(parts) or "-"
 
 

@@ -179,6 +179,7 @@ def test_report_has_a_figure_for_every_section(run_dir, tmp_path, capsys):
     # The decisions table: the held-back candidate's reason, and each value beside its threshold.
     assert "v3" in page and "held back" in page and re.search(r"reward skill -?[\d.]+ &lt; 0.999 at k=\d+", page)
     assert "reward skill" in page and "(≥ 0.999)" in page and "(≥ -1e+09)" in page and "disagreement" in page
+    assert "interval high" in page and "(≥ −1e+09)" in page  # v2 against v1, the running model, on the same windows
     assert "rolled_back" in page and "canary: return 3.1 below 4.0" in page
     # Return per session: one row per session, its mean return and the versions that ran in it.
     table = page[page.index('<h2 id="sessions">'):page.index('<h2 id="returns">')]

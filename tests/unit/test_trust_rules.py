@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from learner_helpers import tiny_agent
 
 from dreamer_core.algorithms.trust import Measurements, decide, over_optimism, real_reward_by_version
 from dreamer_core.algorithms.trust.horizon import skill_horizon
 from dreamer_core.algorithms.trust.optimism import MIN_STEPS_FOR_OVER_OPTIMISM
 from dreamer_core.algorithms.trust.paired import paired_skill, window_skill
+from dreamer_core.algorithms.trust.running import PromotedModels
 from dreamer_core.algorithms.trust.skill import skill, skill_curves
 from dreamer_core.robots.config import ConfigError, TrustConfig, parse_robot_config
 from dreamer_core.storage import ReplayStore, Transition
@@ -219,3 +222,21 @@ def test_over_optimism_uses_the_newest_version_with_enough_real_steps():
     assert over_optimism(predicted, real) == {"over_optimism": pytest.approx(1.0), "over_optimism_version": 2.0,
                                               "real_reward_per_step": 0.5, "promised_reward_per_step": 1.5}
     assert over_optimism(predicted, {3: (0.1, enough - 1)}) == {}
+
+
+def test_the_running_model_is_the_newest_promoted_one_not_rejected():
+    agent = tiny_agent()
+    models = PromotedModels()
+    assert models.running(agent, rejected=[]) is None  # nothing promoted: the initial policy runs
+    for version in (1, 2, 3, 4):
+        models.add(version, agent, rejected=[2])
+    assert sorted(models.snapshots) == [1, 3, 4]  # the newest KEPT_MODELS not rejected
+    first = next(iter(agent.wm.parameters()))
+    kept = first.detach().clone()
+    with torch.no_grad():
+        first.add_(1.0)  # the learner trains on: the snapshot stays as it was at promotion
+    version, running = models.running(agent, rejected=[4])
+    assert version == 3 and running is not agent
+    assert torch.equal(next(iter(running.wm.parameters())), kept)
+    assert models.running(agent, rejected=[4])[1] is running  # built once per version
+    assert models.running(agent, rejected=[1, 3, 4]) is None  # every kept version rolled back
