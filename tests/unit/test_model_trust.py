@@ -3,7 +3,9 @@
 on too little data and one with flipped dynamics are held back by the gate; one with a reward bonus
 planted where no real state can be is held back by the gate or the robot's canary, and the canary
 rejects it whatever the gate decided. Each refused candidate really does worse than the healthy one on
-real (seeded) episodes.
+real (seeded) episodes. The gate measures fixed windows (no draw), so each candidate's decision is the
+same when measured again; the healthy agent is judged as the first learned candidate (the floor), the
+others against it as the running model (the paired check, docs/model_trust.md#paired-check).
 
 Measured for the planted bonus (seed 0, docs/model_trust.md#planted-bonus): the gate holds it back on
 its reward skill (-1.48 < -0.7), not on the ensemble's disagreement ratio (1.08 < 1.25); the canary's 5
