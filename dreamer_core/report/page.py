@@ -39,6 +39,10 @@ SECTIONS: list[tuple[str, str, str, Callable[[RunData], Figure | plots.NoData]]]
      "What the world model promised for each promoted version against what the robot then collected. A "
      "purple bar far above its blue one means the actor exploits model errors (over-optimism).",
      plots.imagined_vs_real),
+    ("value", "Critic value vs real return",
+     "At each gate check, the critic's value of the first state of each held-out window beside the real "
+     "discounted return that followed it (closed by the critic where the window ends). Until the two meet, the "
+     "actor's advantages are mostly noise and a candidate follows it.", plots.value_vs_real_return),
     ("losses", "World-model losses",
      "The world model's loss terms per update from the learner's TensorBoard events; they should fall and "
      "settle. A rise after new data arrives is normal (the model meets states it has not seen).",

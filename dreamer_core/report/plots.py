@@ -200,6 +200,26 @@ def imagined_vs_real(data: RunData) -> Figure | NoData:
     return figure
 
 
+def value_vs_real_return(data: RunData) -> Figure | NoData:
+    """At each gate check: the critic's value of held-out states beside the real discounted return
+    that followed them (``dreamer_core.algorithms.trust.value_check``)."""
+    checks = [d for d in data.decisions if "value_critic" in d.metrics and "value_real_return" in d.metrics]
+    if not checks:
+        return _missing(data, "learner state", "no gate check recorded the critic's value yet")
+    figure, (ax,) = _figure(3.8)
+    updates = [d.update for d in checks]
+    ax.plot(updates, [d.metrics["value_real_return"] for d in checks], "o-", color="tab:blue",
+            label="real return that followed (held-out)")
+    ax.plot(updates, [d.metrics["value_critic"] for d in checks], "s--", color="tab:purple",
+            label="critic's value (held-out)")
+    ax.set_xlabel("learner update")
+    ax.set_ylabel("discounted return")
+    ax.set_title("Critic value vs real return at each gate check (far below: the critic does not know the scale yet)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
+
+
 # -- the learner ------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from dreamer_core.algorithms.trust import (
     too_little_data,
 )
 from dreamer_core.algorithms.trust.running import PromotedModels
+from dreamer_core.algorithms.trust.value_check import value_against_real_return
 from dreamer_core.config import DEFAULT_PRESET, load_agent_config
 from dreamer_core.deploy import PolicyBundle, build_bundle, load_private_key, save_bundle_file
 from dreamer_core.deploy.export import export_agent
@@ -366,7 +367,12 @@ class LearnerRunner:
                            for part in ("held_out", "train"))
         measured = measure(self.agent, held_out, train, self.trust, blocks, self.agent.horizon,
                            running=self.promoted.running(self.agent, self.state.rejected))
-        return decide(measured, self.trust, self.agent.config.horizon)
+        report = decide(measured, self.trust, self.agent.config.horizon)
+        # Reported, not gated: does the critic know the reward's scale yet (docs/model_trust.md)?
+        for part, windows in (("held_out", held_out), ("train", train)):
+            for key, value in value_against_real_return(self.agent, windows).items():
+                report.metrics[f"value_{key}" + ("" if part == "held_out" else "_train")] = value
+        return report
 
     def _candidate(self) -> PolicyBundle | None:
         """Check model trust on held-out blocks; export, sign and record a promotion, or hold back."""

@@ -62,6 +62,10 @@ def test_waits_for_data_then_trains_and_signs(tmp_path, robot):
     assert action.shape == (robot.act_dim,) and np.all(np.abs(action) <= 1.0)
     assert (tmp_path / "learner" / "bundles" / "policy_v0001.bundle").is_file()
     assert list((tmp_path / "learner" / "tensorboard").iterdir())
+    # Every check records the critic's value against the real return that followed (held-out and training).
+    metrics = runner.state.promotions[-1].metrics
+    for key in ("value_critic", "value_real_return", "value_critic_train", "value_real_return_train"):
+        assert np.isfinite(metrics[key]), key
     runner.close()
 
 
