@@ -98,6 +98,13 @@ class Controller:
         self._ramp_tick = 0
 
     @property
+    def exploration(self) -> str:
+        """What every version explores with, in words (diagnostics, the session report): with explore
+        on, a canary and its baseline ran under the same noise."""
+        noise = self.initial_policy.describe()
+        return f"{noise} around every version's mean" if self.explore else f"mean actions (v0: {noise})"
+
+    @property
     def policy_version(self) -> int:
         return 0 if self.policy is None else int(self.policy.version)
 

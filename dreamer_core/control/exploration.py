@@ -30,6 +30,10 @@ class InitialPolicy:
         self._rng = np.random.default_rng(seed)
         self._action = np.zeros(act_dim, dtype=np.float32)
 
+    def describe(self) -> str:
+        """The noise in words, e.g. ``random noise of amplitude 0.30`` (diagnostics, the report)."""
+        return f"random noise of amplitude {self.amplitude:.2f}" if self.mode == "random" else "no noise (stand)"
+
     def reset(self) -> None:
         self._action[:] = 0.0
 

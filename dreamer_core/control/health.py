@@ -47,7 +47,7 @@ def control_health(controller, loop, *, active: bool, tick_age: float | None, st
         "estop_latched": c.safety.estop_reason is not None,
         "waiting_for_reset": not c.episodes_allowed,
         "transitions_published": c.seq, "session_id": c.session_id, "episodes": c.episodes,
-        "explore": c.explore, "last_rejection": policies["last_rejection"],
+        "explore": c.explore, "exploration": c.exploration, "last_rejection": policies["last_rejection"],
         "bundles_refused": policies["bundles_refused"], "version_state_error": policies["state_error"],
         "validator_error": policies["validator_error"],
         "canary": policies["canary"], "last_verdict": policies["last_verdict"],

@@ -109,6 +109,7 @@ def summary(data: RunData) -> str:
         ["versions that ran", ", ".join(f"v{v}" for v in by_version) or "-"],
         ["gate decisions", f"{len(promoted)} promoted, {len(data.decisions) - len(promoted)} held back"],
         ["robot rollbacks", sum(e.event == "rolled_back" for e in data.events)],
+        ["robot exploration", _exploration(data)],
     ]
     if by_version:
         first, newest = next(iter(by_version)), next(reversed(by_version))
@@ -116,6 +117,18 @@ def summary(data: RunData) -> str:
             f"{plots.version_label(v)}: {sum(e.ret for e in by_version[v]) / len(by_version[v]):.2f} "
             f"over {len(by_version[v])} episodes" for v in dict.fromkeys((first, newest)))])
     return _table([], rows)
+
+
+def _exploration(data: RunData) -> str:
+    """What the robot explored with over the run (the control node's diagnostics), and whether every
+    canary was therefore judged against its baseline under the same exploration."""
+    said = list(dict.fromkeys(values["exploration"] for _, values in data.control if "exploration" in values))
+    if not said:
+        return "not recorded"
+    if len(said) == 1:
+        alike = said[0].endswith("every version's mean")
+        return f"{said[0]} ({'every version explored alike' if alike else 'no noise on learned versions'})"
+    return "changed during the run: " + " -> ".join(said) + " (a canary may have met a baseline explored otherwise)"
 
 
 def _mean(values: list[float]) -> str:

@@ -32,6 +32,7 @@ def test_running_is_ok_and_counters_are_integers():
     assert h.values["ticks"] == 3 and h.values["missed_deadlines"] == 0 and h.values["transitions_published"] == 2
     assert str(h.values["ticks"]) == "3" and h.values["loop_alive"] is True
     assert h.values["watchdog"] == "ok" and h.values["pinned"] == "none"
+    assert h.values["exploration"].endswith("around every version's mean") and h.values["explore"] is True
 
 
 @pytest.mark.parametrize("tick_age", [0.6, 30.0])

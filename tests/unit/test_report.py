@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import yaml
 
 from dreamer_core.control.timing import TickStats
 from dreamer_core.deploy import generate_keypair
+from dreamer_core.report import page
 from dreamer_core.report.cli import main as report_main
 from dreamer_core.report.page import SECTIONS, write_report
 from dreamer_core.report.robot_time import return_by_robot_minute
@@ -222,3 +224,15 @@ def test_every_figure_loads_in_headless_chromium(run_dir, tmp_path):
     page = write_report(run_dir, tmp_path / "report.html")
     loaded, total = images_loaded_in_chromium(page, tmp_path)
     assert total == len(SECTIONS) and loaded == total
+
+
+def test_the_summary_says_what_the_robot_explored_with():
+    def said(*values):
+        control = [(float(i), {"exploration": v}) for i, v in enumerate(values)]
+        return page._exploration(SimpleNamespace(control=control))
+
+    noise = "random noise of amplitude 0.30 around every version's mean"
+    assert said(noise, noise) == f"{noise} (every version explored alike)"
+    assert said("mean actions (v0: random noise of amplitude 0.30)").endswith("(no noise on learned versions)")
+    assert said(noise, "mean actions (v0: random noise of amplitude 0.30)").startswith("changed during the run: ")
+    assert page._exploration(SimpleNamespace(control=[])) == "not recorded"
