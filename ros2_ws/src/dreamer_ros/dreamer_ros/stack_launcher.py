@@ -502,14 +502,25 @@ def print_session_returns(run_dir: Path) -> None:
 
 
 def write_session_report(run_dir: Path) -> bool:
-    from dreamer_core.report.page import write_report  # matplotlib: only where a report is written
+    """Write the report; print its verdict (and, when no learned version beat v0, the learner's last
+    decision: why not yet), then the report's path as the last line."""
+    from dreamer_core.report.page import write_page  # matplotlib: only where a report is written
+    from dreamer_core.report.run_data import load_run
+    from dreamer_core.report.verdict import verdict
 
     try:
-        path = write_report(run_dir)
+        data = load_run(run_dir)
+        path = write_page(data)
     except Exception as exc:  # the run itself is done and stored: say so, and how to retry
         print(f"[dreamer-stack] the session report failed: {type(exc).__name__}: {exc}\n"
               f"  retry with: dreamer-report {run_dir}", file=sys.stderr)
         return False
+    outcome = verdict(data.complete_returns_by_version())
+    print(f"[dreamer-stack] {outcome.line}")
+    if not outcome.beat and data.decisions:
+        last = data.decisions[-1]
+        print(f"[dreamer-stack] the learner's last decision: v{last.version} "
+              f"{'promoted' if last.promoted else 'held back'} at update {last.update}: {last.summary}")
     print(f"[dreamer-stack] session report: {path}")
     return True
 
