@@ -22,7 +22,7 @@ A CPU learner makes far fewer updates per second than a robot makes steps at 512
 so the budget and train ratio decide the wall time: updates ≈ train_ratio · steps / (16 · 64).
 Defaults: 5 robot-minutes (15,000 steps at 50 Hz) at train ratio 64 = 937 `xs` updates.
 
-Usage: python bench/a1_learning.py [--robot-minutes 5] [--train-ratio 64] [--preset xs] [--seeds 1]
+Usage: python bench/a1_learning.py [--robot-minutes 5] [--train-ratio 64] [--preset xs] [--seeds 1] [--amplitude 0.3]
        [--first-seed 0] [--preset-set KEY=VALUE ...] [--trust-set KEY=VALUE ...]
        [--run-dir DIR] [--keys-dir runs/keys] [--ros-domain-id 215] [--wall-limit-minutes 90]
 `--preset-set disagreement_penalty=1.0` or `--trust-set horizon=skill` compare a variant with the
@@ -76,7 +76,7 @@ def write_inputs(args, run_dir: Path, seed: int) -> tuple[Path, Path, Path]:
     params = {
         "sim_robot": {"ros__parameters": {"paced": True, "paced_max_updates_owed": args.max_updates_owed,
                                           "seed": seed}},
-        "control_node": {"ros__parameters": {"seed": seed}},
+        "control_node": {"ros__parameters": {"seed": seed, "initial_policy_amplitude": args.amplitude}},
         # nice 0: on a shared machine a niced learner only sets the wall time (pacing keeps the curve).
         "learner_node": {"ros__parameters": {"nice": 0, "min_steps": args.min_steps, "seed": seed}},
     }
@@ -208,6 +208,9 @@ def main() -> int:
     parser.add_argument("--train-ratio", type=float, default=64.0, help="replayed per collected step (default 64)")
     parser.add_argument("--preset", default="xs")
     parser.add_argument("--robot", default="a1_sim")
+    parser.add_argument("--amplitude", type=float, default=0.3,
+                        help="the robot's exploration noise, control_node initial_policy_amplitude (default 0.3; "
+                             "a1_sim_trot with preset a1_trot: 0.8)")
     parser.add_argument("--min-steps", type=int, default=1000, help="real steps before the first update")
     parser.add_argument("--max-updates-owed", type=int, default=0, help="sim_robot paced_max_updates_owed")
     parser.add_argument("--bin-minutes", type=float, default=1.0)

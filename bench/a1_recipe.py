@@ -12,7 +12,7 @@ windows (`dreamer_core.algorithms.trust.value_check`). The end prints v0's mean 
 the last `--last` episodes.
 
 Usage: python bench/a1_recipe.py [--robot a1_sim_trot] [--preset xs] [--set KEY=VALUE ...]
-       [--episodes 20] [--v0-episodes 6] [--updates-per-episode 60] [--last 5] [--seed 0]
+       [--episodes 20] [--v0-episodes 6] [--updates-per-episode 60] [--last 5] [--amplitude 0.3] [--seed 0]
 """
 
 from __future__ import annotations
@@ -58,11 +58,12 @@ class AgentPolicy:
         self.state["prev_action"] = torch.as_tensor(action, device=self.agent.device)[None]
 
 
-def run_episode(config, env: A1MujocoEnv, policy: AgentPolicy | None, seed: int, replay: SequenceReplay):
+def run_episode(config, env: A1MujocoEnv, policy: AgentPolicy | None, seed: int, replay: SequenceReplay,
+                amplitude: float):
     """One episode through the controller; returns (return, forward m, rows, fell, rows as arrays)."""
     env.reset(seed=seed)
     ctrl = Controller(config, session_id="bench", seed=seed,
-                      initial_policy=InitialPolicy(config.act_dim, "random", amplitude=0.3, seed=seed))
+                      initial_policy=InitialPolicy(config.act_dim, "random", amplitude=amplitude, seed=seed))
     if policy is not None:
         policy.reset()
         ctrl.policy = policy
@@ -98,6 +99,8 @@ def main() -> None:
     parser.add_argument("--v0-episodes", type=int, default=6)
     parser.add_argument("--updates-per-episode", type=int, default=60)
     parser.add_argument("--last", type=int, default=5, help="episodes averaged at the end")
+    parser.add_argument("--amplitude", type=float, default=0.3,
+                        help="the robot's exploration noise (initial_policy_amplitude), for v0 and every version")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not 0 < args.v0_episodes < args.episodes:
@@ -110,13 +113,13 @@ def main() -> None:
     env = A1MujocoEnv(config, seed=args.seed, randomize=True)
     replay = SequenceReplay(config.obs_dim, config.act_dim, args.episodes * (config.episode_steps + 1))
     rng, policy = np.random.default_rng(args.seed), AgentPolicy(agent)
-    print(f"# {args.robot}, preset {args.preset} {overrides}, seed {args.seed}, "
+    print(f"# {args.robot}, preset {args.preset} {overrides}, amplitude {args.amplitude}, seed {args.seed}, "
           f"{platform.processor() or platform.machine()}", flush=True)
     start, returns = time.time(), []
     for episode in range(args.episodes):
         learned = episode >= args.v0_episodes
         ret, forward, rows, fell, steps = run_episode(config, env, policy if learned else None,
-                                                      args.seed * 1000 + episode, replay)
+                                                      args.seed * 1000 + episode, replay, args.amplitude)
         returns.append(ret)
         line = {"episode": episode, "policy": "learned" if learned else "v0", "return": round(ret, 1),
                 "forward_m": round(forward, 2), "rows": rows, "fell": fell}

@@ -27,7 +27,11 @@ from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 EPISODE_SECONDS = 4.0
 
 
-@pytest.fixture(scope="module", params=["a1_sim", "a1_sim_trot"])
+# Each shipped A1 task with the preset its learner runs and the robot's exploration amplitude.
+TASKS = {"a1_sim": ("xs", 0.3), "a1_sim_trot": ("a1_trot", 0.8)}
+
+
+@pytest.fixture(scope="module", params=sorted(TASKS))
 def config(request):
     data = yaml.safe_load(resolve_config_path(request.param).read_text())
     data["episode"] = {"max_seconds": EPISODE_SECONDS}
@@ -35,8 +39,9 @@ def config(request):
 
 
 def untrained_candidate(config, seed: int) -> PolicyRuntime:
-    agent = Agent(config.obs_dim, config.act_dim, load_agent_config("xs"), seed=seed)
-    bundle = build_bundle(export_agent(agent), config.policy_spec(), version=1, training_step=0, preset="xs",
+    preset, _ = TASKS[config.robot_id]
+    agent = Agent(config.obs_dim, config.act_dim, load_agent_config(preset), seed=seed)
+    bundle = build_bundle(export_agent(agent), config.policy_spec(), version=1, training_step=0, preset=preset,
                           private_key=None)
     return PolicyRuntime.load(bundle, expected_spec=config.policy_spec(), public_key=None, allow_unsigned=True)
 
@@ -61,7 +66,8 @@ def run_episodes(ctrl: Controller, env: A1MujocoEnv, until, limit: int) -> list:
 def test_an_untrained_candidate_passes_its_canary_on_the_sim_a1_without_falling(config, seed):
     manager = PolicyManager(config.robot_id, canary=config.canary)
     ctrl = Controller(config, session_id="fresh", explore=True, seed=seed, policies=manager,
-                      initial_policy=InitialPolicy(config.act_dim, "random", amplitude=0.3, seed=seed))
+                      initial_policy=InitialPolicy(config.act_dim, "random", amplitude=TASKS[config.robot_id][1],
+                                                   seed=seed))
     env = A1MujocoEnv(config, seed=seed, randomize=True)
     baseline = config.canary.min_baseline_episodes
     v0 = run_episodes(ctrl, env, lambda: False, baseline)
