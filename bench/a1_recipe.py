@@ -31,6 +31,7 @@ from dreamer_core.algorithms.trust.value_check import value_against_real_return
 from dreamer_core.config import load_agent_config
 from dreamer_core.control import Controller, InitialPolicy
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
+from dreamer_core.envs.closed_loop import run_episode as run_controller_episode
 from dreamer_core.robots.config import load_robot_config
 from dreamer_core.runners.online import SequenceReplay
 
@@ -67,18 +68,11 @@ def run_episode(config, env: A1MujocoEnv, policy: AgentPolicy | None, seed: int,
     if policy is not None:
         policy.reset()
         ctrl.policy = policy
-    start, rows = env.base_position()[0], []
-    while True:
-        signals = env.read_signals()
-        out = ctrl.tick(signals, now=signals.stamp)
-        for t in out.transitions:
-            step = {"obs": t.obs, "action": t.action, "reward": t.reward, "is_first": t.is_first,
-                    "is_last": t.is_last, "is_terminal": t.is_terminal}
-            replay.add(**step)
-            rows.append(step)
-        if out.episode_ended:
-            break
-        env.apply_joint_targets(out.joint_targets)
+    start = env.base_position()[0]
+    rows = [{"obs": t.obs, "action": t.action, "reward": t.reward, "is_first": t.is_first,
+             "is_last": t.is_last, "is_terminal": t.is_terminal} for t in run_controller_episode(ctrl, env)]
+    for step in rows:
+        replay.add(**step)
     ret = float(sum(r["reward"] for r in rows))
     return ret, float(env.base_position()[0] - start), len(rows), bool(rows[-1]["is_terminal"]), rows
 

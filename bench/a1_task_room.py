@@ -22,6 +22,7 @@ import yaml
 
 from dreamer_core.control import Controller, InitialPolicy
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
+from dreamer_core.envs.closed_loop import run_episode
 from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 
 # (frequency Hz, thigh amplitude rad, knee lift rad); (0, 0, 0) = standing still.
@@ -67,16 +68,10 @@ def run(data: dict, episodes: int, seed: int) -> tuple[float, float, int]:
         env.reset(seed=seed + episode)
         ctrl = Controller(config, session_id="bench", seed=seed + episode,
                           initial_policy=InitialPolicy(config.act_dim, "random", amplitude=0.3, seed=seed + episode))
-        start, ret = env.base_position()[0], 0.0
-        while True:
-            signals = env.read_signals()
-            out = ctrl.tick(signals, now=signals.stamp)
-            ret += sum(t.reward for t in out.transitions)
-            if out.episode_ended:
-                falls += any(t.is_terminal for t in out.transitions)
-                break
-            env.apply_joint_targets(out.joint_targets)
-        returns.append(ret)
+        start = env.base_position()[0]
+        transitions = run_episode(ctrl, env)
+        falls += any(t.is_terminal for t in transitions)
+        returns.append(sum(t.reward for t in transitions))
         distances.append(env.base_position()[0] - start)
     return float(np.mean(returns)), float(np.mean(distances)), falls
 

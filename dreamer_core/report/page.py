@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from dreamer_core.report import plots
-from dreamer_core.report.run_data import Decision, RunData, load_run
+from dreamer_core.report.run_data import Decision, RunData
 from dreamer_core.report.session_returns import return_per_session
 from dreamer_core.report.verdict import verdict
 
@@ -274,7 +274,3 @@ def write_page(data: RunData, out: str | Path | None = None) -> Path:
     path.write_text(render(data), encoding="utf-8")
     return path
 
-
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Read ``run_dir`` and render its report to ``out`` (default ``<run_dir>/report.html``); returns its path."""
-    return write_page(load_run(run_dir), out)

@@ -21,6 +21,7 @@ from dreamer_core.deploy import PolicyRuntime
 from dreamer_core.deploy.bundle import build_bundle
 from dreamer_core.deploy.export import export_agent
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
+from dreamer_core.envs.closed_loop import run_episode
 from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 
 # Short episodes keep the test quick; the canary judges complete episodes of any length.
@@ -47,18 +48,13 @@ def untrained_candidate(config, seed: int) -> PolicyRuntime:
 
 
 def run_episodes(ctrl: Controller, env: A1MujocoEnv, until, limit: int) -> list:
-    """Close the loop until ``until()`` holds (at most ``limit`` episodes); the robot is reset after
-    each episode as the sim node's reset service does. Returns every transition."""
+    """Episodes until ``until()`` holds (at most ``limit``), the robot reset after each as the sim
+    node's reset service does. Returns every transition."""
     transitions, episodes = [], 0
     while not until() and episodes < limit:
-        signals = env.read_signals()
-        out = ctrl.tick(signals, now=signals.stamp)
-        transitions += out.transitions
-        if out.episode_ended:
-            episodes += 1
-            env.reset_physics()
-        else:
-            env.apply_joint_targets(out.joint_targets)
+        transitions += run_episode(ctrl, env)
+        env.reset_physics()
+        episodes += 1
     return transitions
 
 

@@ -19,7 +19,7 @@ from dreamer_core.control.timing import TickStats
 from dreamer_core.deploy import generate_keypair
 from dreamer_core.report import page
 from dreamer_core.report.cli import main as report_main
-from dreamer_core.report.page import SECTIONS, write_report
+from dreamer_core.report.page import SECTIONS, write_page
 from dreamer_core.report.robot_time import return_by_robot_minute
 from dreamer_core.report.run_data import load_run
 from dreamer_core.report.run_layout import RunLayout
@@ -191,7 +191,7 @@ def test_report_has_a_figure_for_every_section(run_dir, tmp_path, capsys):
 def test_report_degrades_to_notes_when_sources_are_missing_or_damaged(tmp_path):
     (tmp_path / "learner").mkdir()
     (tmp_path / "learner" / "learner_state.json").write_text("{not json")
-    page = write_report(tmp_path).read_text()
+    page = write_page(load_run(tmp_path)).read_text()
     notes = re.findall(r'<p class="nodata">No data: ([^<]*)\.</p>', page)
     assert len(notes) == len(SECTIONS) and "<img" not in page
     assert any("replay" in n and "does not exist" in n for n in notes)
@@ -221,7 +221,7 @@ def images_loaded_in_chromium(page, tmp_path) -> tuple[int, int]:
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package `chromium`; "
                                               ".ci/run installs it)")
 def test_every_figure_loads_in_headless_chromium(run_dir, tmp_path):
-    page = write_report(run_dir, tmp_path / "report.html")
+    page = write_page(load_run(run_dir), tmp_path / "report.html")
     loaded, total = images_loaded_in_chromium(page, tmp_path)
     assert total == len(SECTIONS) and loaded == total
 
