@@ -23,6 +23,11 @@ LAUNCH_DEPS := ../shared/ros2-launch
 HAVE_LAUNCH := $(wildcard $(LAUNCH_DEPS)/wheels)
 comma := ,
 STAMP_LAUNCH := $(VENV)/.launch-installed
+# The `ros2` command (launch, node, param, topic, service, lifecycle, interface, pkg, run): wheels in
+# ../shared/ros2-cli, used when present together with the launch wheels.
+CLI_DEPS := ../shared/ros2-cli
+HAVE_CLI := $(and $(HAVE_LAUNCH),$(wildcard $(CLI_DEPS)/wheels))
+STAMP_CLI := $(VENV)/.cli-installed
 
 .PHONY: setup venv build test lint keys demo sessions bench clean help
 
@@ -39,7 +44,7 @@ help:
 
 setup: venv build
 
-venv: $(STAMP_VENV) $(if $(HAVE_LAUNCH),$(STAMP_LAUNCH))
+venv: $(STAMP_VENV) $(if $(HAVE_LAUNCH),$(STAMP_LAUNCH)) $(if $(HAVE_CLI),$(STAMP_CLI))
 
 $(STAMP_VENV): requirements.txt pyproject.toml scripts/fix_ros_wheel_paths.py
 	@echo "[setup] creating/refreshing $(VENV) from requirements.txt (pinned; torch==2.13.0 CPU wheel)"
@@ -56,6 +61,14 @@ $(STAMP_LAUNCH): $(STAMP_VENV) requirements-launch.txt $(wildcard $(LAUNCH_DEPS)
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-launch.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
 		$(LAUNCH_DEPS)/wheels/launch-[0-9]*.whl $(LAUNCH_DEPS)/wheels/launch_ros-[0-9]*.whl
+	@touch $@
+
+$(STAMP_CLI): $(STAMP_LAUNCH) requirements-cli.txt $(wildcard $(CLI_DEPS)/wheels/*.whl)
+	@echo "[setup] installing the ros2 command line from $(CLI_DEPS) (ros2 launch, node, param, topic, ...)"
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-cli.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(CLI_DEPS)/wheels/*.whl \
+		$(LAUNCH_DEPS)/wheels/ros2launch-[0-9]*.whl $(LAUNCH_DEPS)/wheels/launch_xml-[0-9]*.whl \
+		$(LAUNCH_DEPS)/wheels/launch_yaml-[0-9]*.whl
 	@touch $@
 
 build: $(STAMP_WS)

@@ -1,0 +1,89 @@
+"""A ROS user's tools on the demo stack: `ros2 launch dreamer_ros sim.launch.py`, then `ros2 node`,
+`ros2 param`, `ros2 topic echo`, `ros2 lifecycle` and `ros2 interface` against it, as a terminal would.
+
+The `ros2` command has no PyPI wheels: `make setup` installs it into .venv from ../shared/ros2-cli
+(with the launch wheels of ../shared/ros2-launch) when those folders exist, and any ROS 2 install has
+it. Where it is missing these tests skip with that reason; CI has ../shared beside the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from dreamer_core.deploy import generate_keypair
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+ROS2 = shutil.which("ros2")
+if ROS2 is None:
+    pytest.skip("the `ros2` command is not installed: `make setup` installs it from ../shared/ros2-cli "
+                "(a ROS 2 install brings its own)", allow_module_level=True)
+
+# Discovery on a loaded 2-core machine: a verb's first look at the graph may miss a node that is up.
+CLI_TIMEOUT_S = 60.0
+
+
+def ros2(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ROS2, *args], env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+
+
+def until(env: dict[str, str], args: tuple[str, ...], done, deadline: float) -> str:
+    """Run `ros2 *args` until ``done(stdout)`` holds; its stdout."""
+    while True:
+        result = ros2(env, *args)
+        if done(result.stdout):
+            return result.stdout
+        assert time.monotonic() < deadline, f"ros2 {' '.join(args)}: rc {result.returncode}\n" \
+                                            f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        time.sleep(2.0)
+
+
+def test_a_ros_users_tools_on_the_launched_demo_stack(ros_env, tmp_path):
+    keys, _ = generate_keypair(tmp_path / "keys")
+    env = {**ros_env, "ROS_LOG_DIR": str(tmp_path / "ros_log")}
+    log = tmp_path / "launch.log"
+    with open(log, "wb") as out:  # its own process group, as a terminal gives it
+        proc = subprocess.Popen([ROS2, "launch", "dreamer_ros", "sim.launch.py", f"run_dir:={tmp_path / 'run'}",
+                                 f"keys_dir:={keys.parent}"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        until(env, ("lifecycle", "get", "--no-daemon", "/control_node"), lambda out: out.strip() == "active [3]",
+              deadline)
+
+        nodes = {"/sim_robot", "/control_node", "/replay_node", "/learner_node"}
+        until(env, ("node", "list", "--no-daemon"), lambda out: nodes <= set(out.split()), deadline)
+
+        get = ("param", "get", "--no-daemon", "/control_node", "initial_policy_amplitude")
+        assert ros2(env, *get).stdout.strip() == "Double value is: 0.3"
+        done = ros2(env, "param", "set", "--no-daemon", "/control_node", "initial_policy_amplitude", "0.5")
+        assert done.stdout.strip() == "Set parameter successful", done.stdout + done.stderr
+        refused = ros2(env, "param", "set", "--no-daemon", "/control_node", "initial_policy_amplitude", "7.0")
+        assert refused.stdout.startswith("Setting parameter failed"), refused.stdout + refused.stderr
+        assert ros2(env, *get).stdout.strip() == "Double value is: 0.5"
+
+        echoed = until(env, ("topic", "echo", "--once", "--no-daemon", "/diagnostics",
+                             "diagnostic_msgs/msg/DiagnosticArray"), lambda out: "control_node" in out, deadline)
+        assert re.search(r"name: .*control_node", echoed) and "level:" in echoed
+
+        shown = ros2(env, "interface", "show", "dreamer_msgs/msg/Transition")
+        assert shown.returncode == 0 and re.search(r"^float32\[\] obs$", shown.stdout, re.MULTILINE), shown.stdout
+        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    for node in ("sim_robot", "control_node", "replay_node", "learner_node"):
+        assert re.search(rf"\[{node}-\d+\]: process has finished cleanly", text), f"{node}: {text[-3000:]}"
