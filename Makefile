@@ -29,7 +29,7 @@ CLI_DEPS := ../shared/ros2-cli
 HAVE_CLI := $(and $(HAVE_LAUNCH),$(wildcard $(CLI_DEPS)/wheels))
 STAMP_CLI := $(VENV)/.cli-installed
 
-.PHONY: setup venv build test lint keys demo sessions bench clean help
+.PHONY: setup venv build test lint keys demo check-minutes sessions bench clean help
 
 help:
 	@echo "make setup  - create/refresh .venv from pinned versions and colcon-build ros2_ws"
@@ -95,8 +95,13 @@ test: lint
 keys: setup
 	@test -f $(KEYS_DIR)/policy_signing.key || { $(RUN) dreamer-policy keygen --out $(KEYS_DIR); }
 
-demo: keys
+demo: check-minutes keys
 	@$(RUN) dreamer-stack sim --minutes $(MINUTES) --keys-dir $(KEYS_DIR) --params-file $(DEMO_PARAMS)
+
+# Before anything is set up or started: 0 would run until Ctrl-C, a typo would run forever.
+check-minutes:
+	@[[ "$(MINUTES)" =~ ^[0-9]*\.?[0-9]+$$ && "$(MINUTES)" =~ [1-9] ]] || \
+		{ echo "make demo: MINUTES must be a positive number of minutes, got '$(MINUTES)'" >&2; exit 2; }
 
 sessions: keys
 	@$(RUN) dreamer-stack sim --sessions $(SESSIONS) --session-minutes $(SESSION_MINUTES) \

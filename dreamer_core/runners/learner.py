@@ -16,7 +16,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -33,12 +32,13 @@ from dreamer_core.algorithms.trust import (
 )
 from dreamer_core.algorithms.trust.running import PromotedModels
 from dreamer_core.algorithms.trust.value_check import value_against_real_return
-from dreamer_core.config import DEFAULT_PRESET, load_agent_config
-from dreamer_core.deploy import PolicyBundle, build_bundle, load_private_key, save_bundle_file
+from dreamer_core.config import load_agent_config
+from dreamer_core.deploy import PolicyBundle, build_bundle, key_fingerprint, load_private_key, save_bundle_file
 from dreamer_core.deploy.export import export_agent
 from dreamer_core.deploy.runtime import spec_difference
 from dreamer_core.io import atomic_write
 from dreamer_core.runners.decision_log import log_decision, log_policy_event
+from dreamer_core.runners.learner_settings import LearnerSettings
 from dreamer_core.runners.offline import OfflineBudget
 from dreamer_core.runners.train_ratio import TrainRatio
 from dreamer_core.spec import PolicySpec
@@ -50,35 +50,6 @@ KEPT_RECORDS = 100
 # The robot's verdicts after which a version is never offered again by this learner.
 REJECTING_EVENTS = ("rolled_back", "blocked")
 REJECTED_SUFFIX = ".rejected"
-
-
-class LearnerSettings(BaseModel):
-    """Learner-node settings (ROS parameters of learner_node; see docs/nodes.md).
-
-    The train ratio is the preset's (``AgentConfig.train_ratio``): it belongs to the recipe, is
-    saved in the checkpoint with the rest of it, and the online loop reads the same key.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    replay_dir: Path
-    run_dir: Path
-    preset: str = DEFAULT_PRESET
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
-    min_steps: int = Field(1000, ge=1)
-    export_every_updates: int = Field(100, ge=1)
-    checkpoint_every_updates: int = Field(50, ge=1)
-    updates_per_iteration: int = Field(5, ge=1)
-    torch_threads: int = Field(1, ge=1)
-    # Niceness increment of the learner process: on a shared machine the robot-side processes come first.
-    nice: int = Field(10, ge=0, le=19)
-    private_key: Path | None = None
-    # Offline training beyond the train ratio while no steps arrive (dreamer_core.runners.offline).
-    offline_training: bool = False
-    offline_idle_s: float = Field(30.0, ge=1.0, le=3600.0)
-    offline_max_updates: int = Field(0, ge=0)  # per idle period; 0: no limit
-    offline_max_minutes: float = Field(60.0, ge=0.0, le=1440.0)  # per idle period; 0: no limit
 
 
 class PromotionRecord(BaseModel):
@@ -221,6 +192,8 @@ class LearnerRunner:
         self.private_key = load_private_key(settings.private_key) if settings.private_key else None
         if self.private_key is None:
             log("WARNING: no private_key: bundles are UNSIGNED and only a robot in development mode takes them")
+        else:  # the robot logs the fingerprint of the key it accepts: compare the two
+            log(f"signing with key {key_fingerprint(self.private_key.public_key())} ({settings.private_key})")
         self.spec = robot_config.policy_spec()
         self.store: ReplayStore | None = None
         self.rng = np.random.default_rng(settings.seed)

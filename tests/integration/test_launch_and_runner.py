@@ -55,7 +55,7 @@ def test_launch_file_uses_only_the_launch_api(stack):
 
 def test_launch_description_module_imports():
     path = REPO / "ros2_ws/src/dreamer_ros/dreamer_ros/launch_description.py"
-    extra = imported_modules(path) - LAUNCH_API - {"os", "dreamer_ros.stacks", "dreamer_ros.keystore"}
+    extra = imported_modules(path) - LAUNCH_API - {"os", "sys", "dreamer_ros.stacks", "dreamer_ros.keystore"}
     assert not extra, f"launch_description.py imports outside the launch API: {extra}"
 
 
@@ -168,18 +168,28 @@ def parameter_of(node: str, name: str):
         watcher.close()
 
 
-def test_launch_refuses_an_unusable_params_file_before_any_node_starts(tmp_path):
+@pytest.mark.parametrize(("content", "why"), [
+    (None, "not found"),
+    ("learner_node:\n  ros__parameters:\n    export_every_updates: 0\n",
+     "under `learner_node`: parameter export_every_updates: 0 is outside"),
+])
+def test_launch_refuses_an_unusable_params_file_before_any_node_starts(tmp_path, capsys, content, why):
     launch = require_launch_ros()
     from dreamer_ros.launch_description import stack_launch_description
-    from dreamer_ros.stacks import ParamsFileError
 
     generate_keypair(tmp_path / "keys")
+    params = tmp_path / "mine.yaml"
+    if content is not None:
+        params.write_text(content)
     context = launch.LaunchContext()
     context.launch_configurations.update({"run_dir": str(tmp_path), "keys_dir": str(tmp_path / "keys"),
-                                          "params_file": str(tmp_path / "missing.yaml")})
-    with pytest.raises(ParamsFileError, match=f"params file {tmp_path / 'missing.yaml'} not found"):
+                                          "params_file": str(params)})
+    with pytest.raises(SystemExit) as stopped:  # `ros2 launch` exits with it, as dreamer-stack does
         for entity in stack_launch_description("offboard").entities:
             entity.visit(context)
+    assert stopped.value.code == 2
+    said = capsys.readouterr().err
+    assert f"cannot start, nothing was started: params file {params}" in said and why in said, said
 
 
 def stored_steps(run_dir: Path) -> int:
@@ -280,6 +290,11 @@ def test_runner_refuses_a_bad_robot_config_before_starting_anything(tmp_path):
     ("control_node: [unclosed\n", "is not readable YAML"),
     ("control_node:\n  explore: false\n", "must hold `ros__parameters:`"),
     ("control_node:\n  ros__parameters:\n    public_key: /tmp/other.pub\n", "sets `public_key`"),
+    # What the issue found starting all four nodes, then exiting rc 1 after 16 s, or ignored (rc 0):
+    ("control_node:\n  ros__parameters:\n    initial_policy_amplitude: 2.0\n", "is outside [0.0, 1.0]"),
+    ("control_node:\n  ros__parameters:\n    seed: zero\n", "seed: 'zero' is not an integer"),
+    ("control_node:\n  ros__parameters:\n    initial_polcy: stand\n", "did you mean `initial_policy`?"),
+    ("/**:\n  ros__parameters:\n    use_sim_time: true\n", "use_sim_time is not supported"),
 ])
 def test_runner_refuses_an_unusable_params_file_before_starting_anything(content, problem, tmp_path):
     generate_keypair(tmp_path / "keys")
@@ -315,6 +330,27 @@ def test_runner_never_creates_keys_and_names_the_missing_one(stack, missing, tmp
     assert f"{tmp_path / 'typo' / missing} not found" in result.stderr
     assert "dreamer-policy keygen --out" in result.stderr
     assert not (tmp_path / "typo").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_key_pair_that_does_not_match_is_refused_by_runner_and_launch_before_anything_starts(tmp_path, capsys):
+    """The learner signing with one pair and the robot checking with another refused every bundle, found
+    only at the first promotion."""
+    keys, _ = generate_keypair(tmp_path / "keys")
+    other_pub = generate_keypair(tmp_path / "other")[1]
+    (keys.parent / "policy_signing.pub").write_bytes(other_pub.read_bytes())
+    result = run_launcher("sim", "--run-dir", str(tmp_path / "run"), "--keys-dir", str(keys.parent))
+    assert result.returncode == 2 and "nothing was started" in result.stderr, result.stderr
+    assert "policy_signing.key (key " in result.stderr and "are not one pair" in result.stderr
+    assert not (tmp_path / "run").exists()
+    launch = require_launch_ros()
+    from dreamer_ros.launch_description import stack_launch_description
+
+    context = launch.LaunchContext()
+    context.launch_configurations.update({"run_dir": str(tmp_path / "run"), "keys_dir": str(keys.parent)})
+    with pytest.raises(SystemExit) as stopped:
+        for entity in stack_launch_description("sim").entities:
+            entity.visit(context)
+    assert stopped.value.code == 2 and "are not one pair" in capsys.readouterr().err
 
 
 def test_runner_says_why_a_node_exited_early(tmp_path, ros_env):
@@ -393,6 +429,8 @@ def test_progress_line_shows_offline_training_once_it_has_begun():
     ("offboard --sessions 2 --session-minutes 1", "--sessions needs the sim stack, not offboard"),
     ("sim --between-minutes 2", "--session-minutes and --between-minutes need --sessions N"),
     ("sim --minutes -1", "--minutes must be >= 0 (0 = until Ctrl-C), got -1"),
+    ("sim --minutes nan", "--minutes must be a finite number of minutes, got nan"),
+    ("sim --sessions 2 --session-minutes inf", "--session-minutes must be a finite number of minutes, got inf"),
 ])
 def test_runner_refuses_run_lengths_it_cannot_run(args, problem, capsys):
     from dreamer_ros.stack_launcher import parse_args

@@ -189,6 +189,18 @@ def test_a_wrong_type_is_refused(stack):
     assert stack.params["control_node"].get("explore") == {"explore": True}
 
 
+def test_use_sim_time_is_refused_by_every_node_and_the_robot_keeps_its_commands(stack):
+    """Accepted, it would stop the control node's clock (nothing publishes /clock): held robot, no diagnostics."""
+    for node in NODES:
+        ok, reason = stack.params[node].set("use_sim_time", True)
+        assert not ok and "use_sim_time is not supported" in reason, f"{node}: {reason}"
+        assert stack.params[node].get("use_sim_time") == {"use_sim_time": False}
+    published, t0 = int(stack.diag("control_node", "transitions_published")), time.time()
+    stack.wait_for(lambda: len(stack.monitor.commands_since(t0)) >= 10
+                   and int(stack.diag("control_node", "transitions_published")) > published,
+                   60, "commands and fresh control_node diagnostics after the refused sets")
+
+
 def test_explore_set_live_changes_what_the_control_loop_does(stack):
     control = stack.params["control_node"]
     assert control.set("explore", False) == (True, "")

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from dreamer_core.deploy import generate_keypair
+from dreamer_core.deploy import generate_keypair, key_fingerprint, load_public_key
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def until(env: dict[str, str], args: tuple[str, ...], done, deadline: float) -> 
 
 
 def test_a_ros_users_tools_on_the_launched_demo_stack(ros_env, tmp_path):
-    keys, _ = generate_keypair(tmp_path / "keys")
+    keys, public = generate_keypair(tmp_path / "keys")
     env = {**ros_env, "ROS_LOG_DIR": str(tmp_path / "ros_log")}
     log = tmp_path / "launch.log"
     with open(log, "wb") as out:  # its own process group, as a terminal gives it
@@ -68,6 +68,8 @@ def test_a_ros_users_tools_on_the_launched_demo_stack(ros_env, tmp_path):
         refused = ros2(env, "param", "set", "--no-daemon", "/control_node", "initial_policy_amplitude", "7.0")
         assert refused.stdout.startswith("Setting parameter failed"), refused.stdout + refused.stderr
         assert ros2(env, *get).stdout.strip() == "Double value is: 0.5"
+        sim_time = ros2(env, "param", "set", "--no-daemon", "/control_node", "use_sim_time", "true")
+        assert sim_time.stdout.startswith("Setting parameter failed: use_sim_time is not supported"), sim_time.stdout
 
         echoed = until(env, ("topic", "echo", "--once", "--no-daemon", "/diagnostics",
                              "diagnostic_msgs/msg/DiagnosticArray"), lambda out: "control_node" in out, deadline)
@@ -85,5 +87,8 @@ def test_a_ros_users_tools_on_the_launched_demo_stack(ros_env, tmp_path):
             proc.wait()
     text = log.read_text(errors="replace")
     assert proc.returncode == 0, text[-3000:]
+    # Each side names the key it uses: one pair, the same fingerprint.
+    fingerprint = key_fingerprint(load_public_key(public))
+    assert f"signing with key {fingerprint}" in text and f"accepting bundles signed by key {fingerprint}" in text
     for node in ("sim_robot", "control_node", "replay_node", "learner_node"):
         assert re.search(rf"\[{node}-\d+\]: process has finished cleanly", text), f"{node}: {text[-3000:]}"

@@ -48,7 +48,7 @@ NODE = textwrap.dedent("""
             time.sleep(1.5 if MODE == "slow_stop" else 0.3)
             print("stopped", flush=True)
 
-    run_node(Probe)
+    run_node(Probe, args=sys.argv[2:])
 """)
 
 
@@ -82,3 +82,11 @@ def test_a_fatal_error_in_a_worker_exits_non_zero(ros_env):
     proc = start("fatal", ros_env)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "worker died: simulated" in out and "stopped" in out, out
+
+
+def test_a_node_given_use_sim_time_stops_at_once_saying_why(ros_env):
+    """`-p use_sim_time:=true` (or a params file not checked by a launcher): nothing publishes /clock."""
+    proc = subprocess.run([sys.executable, "-c", NODE, "normal", "--ros-args", "-p", "use_sim_time:=true"],
+                          env=ros_env, capture_output=True, text=True, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "use_sim_time is not supported" in out and "stopped" in out, out

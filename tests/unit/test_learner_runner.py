@@ -10,7 +10,8 @@ import pytest
 
 from dreamer_core.deploy import PolicyRuntime, generate_keypair, load_public_key
 from dreamer_core.robots.config import load_robot_config
-from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
+from dreamer_core.runners.learner import LearnerRunner
+from dreamer_core.runners.learner_settings import LearnerSettings
 from dreamer_core.storage import ReplayStore, Transition
 
 

@@ -13,19 +13,15 @@ import pytest
 import yaml
 from rcl_interfaces.msg import ParameterDescriptor
 
-from dreamer_core.runners.learner import LearnerSettings
-from dreamer_ros import control_node, learner_node, replay_node, sim_robot
+from dreamer_core.runners.learner_settings import LearnerSettings
+from dreamer_ros import learner_node
+from dreamer_ros.node_parameters import declared_parameters
 from dreamer_ros.params import INT64_MAX, ROBOT_CONFIG, Param, model_params
-from dreamer_ros.stacks import ParamsFileError, check_params_file, stack_nodes
+from dreamer_ros.stacks import STACKS, ParamsFileError, check_params_file, stack_nodes
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "ros2_ws/src/dreamer_ros/config"
-TABLES = {
-    "control_node": control_node.PARAMETERS,
-    "replay_node": {**replay_node.STORE_PARAMETERS, **replay_node.ADMISSION_PARAMETERS},
-    "learner_node": learner_node.PARAMETERS,
-    "sim_robot": sim_robot.PARAMETERS,
-}
+TABLES = {node: declared_parameters(node) for node in STACKS["sim"]}
 
 
 def test_a_parameter_needs_a_description_and_a_range_only_fits_numbers():
@@ -114,6 +110,42 @@ def test_params_file_may_not_set_what_the_stack_sets(tmp_path):
         check_params_file(path, set_by_stack={"public_key"})
 
 
+@pytest.mark.parametrize(("section", "why"), [
+    ("control_node:\n  ros__parameters:\n    initial_policy_amplitud: 0.5\n",
+     r"`initial_policy_amplitud` is not a parameter of control_node \(did you mean `initial_policy_amplitude`\?\)"),
+    ("control_node:\n  ros__parameters:\n    initial_policy_amplitude: 1\n",
+     r"initial_policy_amplitude: 1 is not a float \(write 1.0\)"),
+    ("control_node:\n  ros__parameters:\n    initial_policy_amplitude: 1.5\n",
+     r"initial_policy_amplitude: 1.5 is outside \[0.0, 1.0\]"),
+    ("control_node:\n  ros__parameters:\n    initial_policy: walk\n", r"'walk' is not allowed; use one of"),
+    ("control_node:\n  ros__parameters:\n    explore: 'no'\n", r"explore: 'no' is not a bool"),
+    ("replay_node:\n  ros__parameters:\n    seq_window: 2.5\n", r"seq_window: 2.5 is not an integer"),
+    ("replay_node:\n  ros__parameters:\n    allowed_robot_ids: a1_sim\n", r"is not a list of strings"),
+    ("contrl_node:\n  ros__parameters:\n    explore: false\n",
+     r"`contrl_node` is not a dreamer_ros node \(did you mean `control_node`\?\)"),
+    ("/**:\n  ros__parameters:\n    use_sim_time: true\n", r"use_sim_time is not supported"),
+    ("/**:\n  ros__parameters:\n    sed: 3\n", r"`sed` is not a parameter of .*\(did you mean `seed`\?\)"),
+])
+def test_a_params_file_is_checked_against_what_the_nodes_declare(tmp_path, section, why):
+    """Before any node starts: every name declared by its node, of its type, within its range or choices."""
+    path = write(tmp_path / "mine.yaml", section)
+    with pytest.raises(ParamsFileError, match=f"params file {path}, under `.*`: .*{why}|{why}"):
+        stack_nodes("sim", robot="a1_sim", config_dir=CONFIG, run_dir=tmp_path / "run", params_file=path)
+
+
+def test_a_params_file_may_say_what_rcl_reads_and_what_every_node_of_the_stack_declares(tmp_path):
+    fine = write(tmp_path / "fine.yaml", "/**:\n  ros__parameters:\n    seed: 3\n    use_sim_time: false\n"
+                                         "replay_node:\n  ros__parameters:\n    max_abs_obs: 1e4\n"
+                                         "    allowed_robot_ids: [a1_sim, a1_b]\n")
+    assert stack_nodes("sim", robot="a1_sim", config_dir=CONFIG, run_dir=tmp_path / "run", params_file=fine)
+    # /** reaches the stack's nodes only: the onboard stack runs no learner to take its cadence.
+    learner_only = write(tmp_path / "cadence.yaml", "/**:\n  ros__parameters:\n    export_every_updates: 20\n")
+    assert stack_nodes("offboard", robot="a1_sim", config_dir=CONFIG, run_dir=tmp_path / "run",
+                       params_file=learner_only)
+    with pytest.raises(ParamsFileError, match="`export_every_updates` is not a parameter of control_node"):
+        stack_nodes("onboard", robot="a1_sim", config_dir=CONFIG, run_dir=tmp_path / "run", params_file=learner_only)
+
+
 def test_stack_nodes_put_the_params_file_between_defaults_and_the_stack_settings(tmp_path):
     mine = write(tmp_path / "mine.yaml", "/**:\n  ros__parameters:\n    seed: 7\n")
     for spec in stack_nodes("sim", robot="a1_sim", config_dir=tmp_path, run_dir=tmp_path / "run", params_file=mine):
@@ -163,3 +195,11 @@ def test_make_demo_judges_candidates_early_through_its_params_file():
     demo = yaml.safe_load((CONFIG / "demo_params.yaml").read_text())["learner_node"]["ros__parameters"]
     installed = yaml.safe_load((CONFIG / "learner_node.yaml").read_text())["/**"]["ros__parameters"]
     assert demo["export_every_updates"] <= 25 < installed["export_every_updates"]
+
+
+@pytest.mark.parametrize("minutes", ["-1", "0", "0.0", "abc", "", "1e3"])
+def test_make_demo_refuses_a_length_that_is_not_a_positive_number_before_setting_anything_up(minutes):
+    result = subprocess.run(["make", "demo", f"MINUTES={minutes}"], cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "[setup]" not in result.stdout, result.stdout + result.stderr
+    assert f"make demo: MINUTES must be a positive number of minutes, got '{minutes}'" in result.stderr

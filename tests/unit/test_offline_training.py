@@ -8,7 +8,8 @@ import pydantic
 import pytest
 from test_learner_runner import fill_replay, robot, settings  # noqa: F401 - robot is a fixture
 
-from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
+from dreamer_core.runners.learner import LearnerRunner
+from dreamer_core.runners.learner_settings import LearnerSettings
 from dreamer_core.runners.offline import OfflineBudget
 
 

@@ -114,7 +114,8 @@ def test_module_entry_point_runs_and_reports_missing_files(tmp_path):
 @pytest.fixture(scope="module")
 def learner_checkpoint(tmp_path_factory):
     """A learner's agent.ckpt (agent and learner state, as the learner node writes it) at policy version 3."""
-    from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
+    from dreamer_core.runners.learner import LearnerRunner
+    from dreamer_core.runners.learner_settings import LearnerSettings
 
     run = tmp_path_factory.mktemp("learner")
     runner = LearnerRunner(load_robot_config("a1_sim"), LearnerSettings(replay_dir=run / "replay", run_dir=run,

@@ -27,7 +27,8 @@ from dreamer_core.report.run_record import RunRecorder
 from dreamer_core.report.session_returns import return_per_session
 from dreamer_core.report.tensorboard_scalars import read_scalars
 from dreamer_core.robots.config import load_robot_config, resolve_config_path
-from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
+from dreamer_core.runners.learner import LearnerRunner
+from dreamer_core.runners.learner_settings import LearnerSettings
 from dreamer_core.storage import ReplayStore, Transition
 
 EPISODE = 50  # steps per episode in the synthetic sessions

@@ -34,7 +34,7 @@ from dreamer_core.control.health import control_health
 from dreamer_core.control.sensors import LatestMessages
 from dreamer_core.control.timing import raise_process_priority, request_realtime
 from dreamer_core.control.version_state import default_state_dir, state_file
-from dreamer_core.deploy import PolicyRuntime, load_public_key
+from dreamer_core.deploy import PolicyRuntime, key_fingerprint, load_public_key
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_from_msg, diagnostic_status, readings_from_msgs, transition_to_msg
 from dreamer_ros.params import SEED_RANGE, Param, declare_parameters, load_node_robot_config
@@ -141,6 +141,8 @@ class ControlNode(LifecycleNode):
             )
         elif self._public_key is None:
             self.get_logger().warning("no public_key set: every policy bundle will be refused")
+        if self._public_key is not None:  # compare with the learner's "signing with key ..." line
+            self.get_logger().info(f"accepting bundles signed by key {key_fingerprint(self._public_key)} ({key_path})")
         self._required = ["joints", "imu"] + (["odom"] if topics.odometry else []) + (
             ["contacts"] if topics.foot_contacts else [])
         sensors = [("joints", JointState, topics.joint_states), ("imu", Imu, topics.imu),

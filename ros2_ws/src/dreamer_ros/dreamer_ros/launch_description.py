@@ -7,24 +7,35 @@ launch and launch_ros.
 """
 
 import os
+import sys
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from dreamer_ros.keystore import use_keystore
+from dreamer_ros.keystore import KeystoreError, use_keystore
 from dreamer_ros.stacks import DEFAULT_PRESET, check_signing_keys, stack_nodes
 from launch import LaunchDescription
 
 
 def _nodes(context, stack):
+    """The stack's Node actions; an unusable input (keys, params file, keystore) ends the launch with
+    status 2 and its reason, as `dreamer-stack` does, before any node starts."""
+    try:
+        return _stack_nodes(context, stack)
+    except (OSError, ValueError, KeystoreError) as exc:  # the message names the file or setting and what to do
+        print(f"[ERROR] [launch]: cannot start, nothing was started: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None  # not an Exception: launch would report it as its own error, status 1
+
+
+def _stack_nodes(context, stack):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
 
     run_dir = os.path.expanduser(arg("run_dir"))
     keys_dir = os.path.expanduser(arg("keys_dir"))
-    # Raises (launch reports it) before any node starts when a key is missing: keys come from `dreamer-policy keygen`.
+    # Raises before any node starts when a key is missing: keys come from `dreamer-policy keygen`.
     check_signing_keys(stack, keys_dir)
     specs = stack_nodes(
         stack,
@@ -35,12 +46,12 @@ def _nodes(context, stack):
         keys_dir=keys_dir,
         allow_unsigned=arg("allow_unsigned").lower() == "true",
         preset=arg("preset"),
-        # Raises ParamsFileError (launch reports it) before any node starts when the file is unusable.
+        # Raises ParamsFileError before any node starts when the file is unusable.
         params_file=os.path.expanduser(arg("params_file")) if arg("params_file") else None,
     )
     env, warnings = None, []
     if arg("keystore"):
-        # Raises KeystoreError (launch reports it) before any node starts if an enclave is missing or stale.
+        # Raises KeystoreError before any node starts if an enclave is missing or stale.
         env, warnings = use_keystore(os.path.expanduser(arg("keystore")), specs, robot=arg("robot"), stack=stack,
                                      namespace=arg("namespace"))
     return [LogInfo(msg=f"WARNING: {warning}") for warning in warnings] + [

@@ -19,7 +19,7 @@ from dreamer_msgs.msg import PolicyBundle as PolicyBundleMsg
 from dreamer_msgs.msg import PolicyEvent
 from rclpy.node import Node
 
-from dreamer_core.runners.learner import LearnerRunner, LearnerSettings
+from dreamer_core.runners.learner_settings import LearnerSettings
 from dreamer_ros import qos
 from dreamer_ros.conversions import bundle_to_msg, diagnostic_status
 from dreamer_ros.params import SEED_RANGE, declare_parameters, default_data_dir, load_node_robot_config, model_params
@@ -62,6 +62,10 @@ class LearnerNode(Node):
         values = declare_parameters(self, PARAMETERS, self._apply_parameters)
         values["private_key"] = values["private_key"] or None
         self.config = load_node_robot_config(self)
+        # Here, not at the top: torch loads in the node's process only, not where a launcher reads
+        # PARAMETERS to check a params file before anything starts.
+        from dreamer_core.runners.learner import LearnerRunner
+
         self.runner = LearnerRunner(self.config, LearnerSettings(**values),
                                     log=lambda text: self.get_logger().info(text))
         self._bundle_pub = self.create_publisher(PolicyBundleMsg, self.config.topics.policy_bundles,

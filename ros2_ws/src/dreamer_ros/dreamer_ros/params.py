@@ -31,6 +31,15 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SEED_RANGE = (0, 2**32 - 1)
 
 
+# How an error message names each parameter type (ROS's bool, integer, double, string, string array).
+TYPE_NAMES = {bool: "a bool (true or false)", int: "an integer", float: "a float", str: "a string",
+              list: "a list of strings"}
+# rclpy gives every node `use_sim_time`. These nodes time the control loop, sensor freshness and the
+# episodes on the wall clock, and nothing publishes /clock: with sim time their clocks would stand still.
+SIM_TIME_REFUSED = ("use_sim_time is not supported: the nodes run on the wall clock (nothing publishes /clock); "
+                    "leave it false")
+
+
 @dataclass(frozen=True)
 class Param:
     """One node parameter. `range` is inclusive, None on a side for no bound (numbers only);
@@ -59,8 +68,24 @@ class Param:
         return f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
 
     def problem(self, name: str, value) -> str | None:
-        """Why `value` is not allowed for parameter `name`, or None. Only the choices: rclpy
-        itself checks types, read-only and the descriptor's range before this."""
+        """Why `value` is not allowed for parameter `name` (its type, range or choices), or None.
+        rclpy checks the type and the range of a set too; a params file is checked with this alone
+        before any node starts."""
+        kind = type(self.default)
+        if kind is list:
+            fits = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        elif kind is int:
+            fits = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            fits = isinstance(value, kind)
+        if not fits:
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            hint = f" (write {value}.0)" if kind is float and whole else ""
+            return f"parameter {name}: {value!r} is not {TYPE_NAMES[kind]}{hint}; allowed {self.allowed()}"
+        if self.range is not None:
+            low, high = self.range
+            if not ((low is None or value >= low) and (high is None or value <= high)):  # NaN fails both
+                return f"parameter {name}: {value!r} is outside {self.allowed()}"
         if self.choices and value not in self.choices:
             return f"parameter {name}: {value!r} is not allowed; use {self.allowed()}"
         return None
@@ -116,6 +141,19 @@ def declare_parameters(node, params: dict[str, Param],
 
     node.add_on_set_parameters_callback(on_set)
     return values
+
+
+def refuse_sim_time(node) -> str | None:
+    """Refuse every later `use_sim_time: true` on `node` (before rclpy's own callback switches its
+    clock: the newest callback runs first); why the node cannot run if it is already true, else None."""
+
+    def on_set(parameters) -> SetParametersResult:
+        if any(p.name == "use_sim_time" and p.value is True for p in parameters):
+            return SetParametersResult(successful=False, reason=SIM_TIME_REFUSED)
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+    return SIM_TIME_REFUSED if node.get_parameter("use_sim_time").value is True else None
 
 
 def model_params(model, descriptions: dict[str, str], *, defaults: dict[str, object] | None = None,

@@ -48,6 +48,12 @@ ADMISSION_PARAMETERS = {
 }
 
 
+def robot_id_parameters(robot_id: str) -> dict[str, Param]:
+    """Which robots' transitions are stored: by default the robot of the node's robot config."""
+    return {"allowed_robot_ids": Param([robot_id], "robot_ids recorded; any other is refused (unknown_robot)",
+                                       live=True)}
+
+
 class ReplayNode(Node):
     def __init__(self):
         super().__init__("replay_node")
@@ -57,9 +63,8 @@ class ReplayNode(Node):
         store = declare_parameters(self, STORE_PARAMETERS)
         admission = declare_parameters(self, ADMISSION_PARAMETERS, self._apply_admission)
         self.config = load_node_robot_config(self)
-        robot_ids = declare_parameters(self, {"allowed_robot_ids": Param(
-            [self.config.robot_id], "robot_ids recorded; any other is refused (unknown_robot)", live=True,
-        )}, self._apply_admission)["allowed_robot_ids"]
+        robot_ids = declare_parameters(self, robot_id_parameters(self.config.robot_id),
+                                       self._apply_admission)["allowed_robot_ids"]
         spec = self.config.policy_spec()
         directory = Path(store["replay_dir"]).expanduser()
         self.store = ReplayStore(

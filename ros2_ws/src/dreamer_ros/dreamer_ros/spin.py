@@ -23,6 +23,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
 from dreamer_core.storage import ReplayStoreError
+from dreamer_ros.params import refuse_sim_time
 
 # Longest wait for the callback in progress when stopping (launch escalates to SIGTERM after 5 s).
 CALLBACK_DRAIN_S = 2.0
@@ -51,6 +52,8 @@ def run_node(factory, args=None) -> None:
     spinner = threading.Thread(target=_spin, args=(executor, crash, stopping), daemon=True, name="executor")
     try:
         node = factory()
+        if refused := refuse_sim_time(node):  # given at start: stop at once, saying why
+            node.fatal_error = refused
         executor.add_node(node)
         spinner.start()
         while spinner.is_alive() and not getattr(node, "fatal_error", None):

@@ -22,6 +22,7 @@ return of each session's complete episodes, its reward per step and the versions
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -326,6 +327,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def argument_problem(args: argparse.Namespace) -> str | None:
     """Why the run lengths asked for cannot be run, or None."""
+    for option in ("minutes", "session_minutes", "between_minutes"):
+        value = getattr(args, option)
+        if value is not None and not math.isfinite(value):
+            return f"--{option.replace('_', '-')} must be a finite number of minutes, got {value:g}"
     if args.minutes < 0:
         return f"--minutes must be >= 0 (0 = until Ctrl-C), got {args.minutes:g}"
     if args.sessions is None:

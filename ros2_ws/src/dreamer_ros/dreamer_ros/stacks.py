@@ -6,6 +6,8 @@ processes from `stack_nodes`, so the two ways of starting the stack cannot drift
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +15,16 @@ from pathlib import Path
 import yaml
 
 from dreamer_core.config import DEFAULT_PRESET
-from dreamer_core.deploy.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, load_private_key, load_public_key
+from dreamer_core.deploy.keys import (
+    PRIVATE_KEY_NAME,
+    PUBLIC_KEY_NAME,
+    key_fingerprint,
+    load_private_key,
+    load_public_key,
+)
 from dreamer_core.report.run_layout import RunLayout
+from dreamer_ros.node_parameters import declared_parameters
+from dreamer_ros.params import SIM_TIME_REFUSED, Param
 
 # Stacks that run the learner, which signs bundles with the private key (and keep replay data beside it).
 SIGNING_STACKS = ("sim", "offboard")
@@ -87,7 +97,8 @@ def stack_nodes(stack: str, *, robot: str, config_dir: str | Path, run_dir: str 
         params = [str(config_dir / f"{executable}.yaml"), {**common, **overrides[executable]}]
         specs.append(NodeSpec(executable=executable, name=executable, namespace=namespace, parameters=params))
     if params_file is not None:
-        path = check_params_file(params_file, set_by_stack={key for spec in specs for key in spec.parameters[1]})
+        path = check_params_file(params_file, set_by_stack={key for spec in specs for key in spec.parameters[1]},
+                                 nodes=STACKS[stack])
         for spec in specs:
             spec.parameters.insert(1, str(path))
     return specs
@@ -97,11 +108,13 @@ class ParamsFileError(ValueError):
     """A params file that cannot be used: names the file and what is wrong. No node was started."""
 
 
-def check_params_file(path: str | Path, set_by_stack: Collection[str] = ()) -> Path:
+def check_params_file(path: str | Path, set_by_stack: Collection[str] = (),
+                      nodes: Collection[str] = STACKS["sim"]) -> Path:
     """The absolute path of ROS params file `path` once it is known to be usable: a YAML mapping of
     node names (`/**`, `control_node`, `/robot1/control_node`, or nested namespaces) to
-    `ros__parameters` mappings, none setting a parameter in `set_by_stack`. rcl would otherwise
-    refuse it in every node at once, after they started."""
+    `ros__parameters` mappings, each parameter one that the node declares, of its type and within its
+    range or choices, none in `set_by_stack`. `/**` sections apply to the stack's `nodes`. rcl or the
+    nodes would otherwise refuse it after they started, or ignore a misspelt name."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise ParamsFileError(f"params file {path} not found")
@@ -113,11 +126,41 @@ def check_params_file(path: str | Path, set_by_stack: Collection[str] = ()) -> P
         raise ParamsFileError(f"params file {path} must map node names to `ros__parameters:` "
                               "(docs/nodes.md#params-files)")
     for where, parameters in _parameter_sections(path, content, ""):
-        for name in parameters:
+        node = where.rsplit("/", 1)[-1]
+        known = STACKS["sim"]  # every dreamer_ros node
+        if node not in ("*", "**") and node not in known:
+            raise ParamsFileError(f"params file {path}: `{where}` is not a dreamer_ros node"
+                                  f"{_did_you_mean(node, known)}; the nodes are {', '.join(known)}, or /** for all")
+        tables = {n: declared_parameters(n) for n in (nodes if node in ("*", "**") else (node,))}
+        for name, value in parameters.items():
             if name in set_by_stack:
                 raise ParamsFileError(f"params file {path} sets `{name}` (under `{where}`), which the stack sets "
                                       "from its own arguments: remove it from the file (docs/nodes.md#params-files)")
+            if problem := _parameter_problem(name, value, tables):
+                raise ParamsFileError(f"params file {path}, under `{where}`: {problem} (docs/nodes.md)")
     return path
+
+
+def _parameter_problem(name: str, value, tables: dict[str, dict[str, Param]]) -> str | None:
+    """Why parameter `name` = `value` cannot go to the nodes of `tables`, or None."""
+    if name == "use_sim_time":  # rclpy declares it on every node
+        return None if value is False else SIM_TIME_REFUSED
+    owners = [table[name] for table in tables.values() if name in table]
+    if not owners:
+        known = sorted({n for table in tables.values() for n in table})
+        return f"`{name}` is not a parameter of {', '.join(tables)}{_did_you_mean(name, known)}"
+    for param in owners:
+        if isinstance(param.default, float) and isinstance(value, str):
+            with contextlib.suppress(ValueError):  # rcl reads 1e4 as a number where PyYAML (YAML 1.1) sees a string
+                value = float(value)
+        if problem := param.problem(name, value):
+            return problem
+    return None
+
+
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 def _parameter_sections(path: Path, content: dict, prefix: str):
@@ -160,3 +203,12 @@ def check_signing_keys(stack: str, keys_dir: str | Path) -> None:
             raise FileNotFoundError(f"{path} not found: {make}; or point --keys-dir / keys_dir at the folder "
                                     "holding it")
         (load_private_key if name == PRIVATE_KEY_NAME else load_public_key)(path)
+    if set(STACK_KEYS[stack]) == {PRIVATE_KEY_NAME, PUBLIC_KEY_NAME}:
+        # The learner signs with one, the robot checks with the other: from two pairs, it would refuse
+        # every bundle, found only at the first promotion.
+        signing = key_fingerprint(load_private_key(keys_dir / PRIVATE_KEY_NAME).public_key())
+        accepted = key_fingerprint(load_public_key(keys_dir / PUBLIC_KEY_NAME))
+        if signing != accepted:
+            raise ValueError(f"{keys_dir}: {PRIVATE_KEY_NAME} (key {signing}) and {PUBLIC_KEY_NAME} (key {accepted}) "
+                             "are not one pair: the robot would refuse every bundle; copy the .pub made with that "
+                             "private key, or make a new pair with `dreamer-policy keygen --out DIR --force`")
