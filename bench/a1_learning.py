@@ -24,7 +24,7 @@ Defaults: 5 robot-minutes (15,000 steps at 50 Hz) at train ratio 64 = 937 `xs` u
 
 Usage: python bench/a1_learning.py [--robot-minutes 5] [--train-ratio 64] [--preset xs] [--seeds 1] [--amplitude 0.3]
        [--first-seed 0] [--preset-set KEY=VALUE ...] [--trust-set KEY=VALUE ...]
-       [--run-dir DIR] [--keys-dir runs/keys] [--ros-domain-id 215] [--wall-limit-minutes 90]
+       [--run-dir DIR] [--keys-dir runs/keys] [--ros-domain-id 120] [--wall-limit-minutes 90]
 `--preset-set disagreement_penalty=1.0` or `--trust-set horizon=skill` compare a variant with the
 defaults on the same budget (values are YAML: numbers, words, null).
 """
@@ -217,8 +217,8 @@ def main() -> int:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="new directory for the runs, one RUN_DIR/seed-S each (default runs/a1_learning-<time>)")
     parser.add_argument("--keys-dir", type=Path, default=REPO / "runs" / "keys")
-    parser.add_argument("--ros-domain-id", type=int, default=215,
-                        help="ROS_DOMAIN_ID of the run (default 215: outside the tests' 1..200), discovery localhost")
+    parser.add_argument("--ros-domain-id", type=int, default=120,
+                        help="ROS_DOMAIN_ID of the run (default 120: below the tests' 150..232), discovery localhost")
     parser.add_argument("--wall-limit-minutes", type=float, default=90.0, help="stop each run's stack after this long")
     parser.add_argument("--preset-set", action="append", default=[], metavar="KEY=VALUE",
                         help="preset key for this run, e.g. disagreement_penalty=1.0 (repeatable)")
