@@ -71,9 +71,17 @@ def test_a_ros_users_tools_on_the_launched_demo_stack(ros_env, tmp_path):
         sim_time = ros2(env, "param", "set", "--no-daemon", "/control_node", "use_sim_time", "true")
         assert sim_time.stdout.startswith("Setting parameter failed: use_sim_time is not supported"), sim_time.stdout
 
-        echoed = until(env, ("topic", "echo", "--once", "--no-daemon", "/diagnostics",
-                             "diagnostic_msgs/msg/DiagnosticArray"), lambda out: "control_node" in out, deadline)
-        assert re.search(r"name: .*control_node", echoed) and "level:" in echoed
+        # Every node's status in one scheme, `<node>: <robot_id>` (each node publishes its own array).
+        names: set[str] = set()
+        wanted = {f"{node.strip('/')}: a1_sim" for node in nodes}
+
+        def statuses(out: str) -> bool:
+            names.update(re.findall(r"^\s*name: '?([^'\n]*)'?$", out, re.MULTILINE))
+            return wanted <= names
+
+        until(env, ("topic", "echo", "--once", "--no-daemon", "/diagnostics", "diagnostic_msgs/msg/DiagnosticArray"),
+              statuses, deadline)
+        assert names == wanted, names
 
         shown = ros2(env, "interface", "show", "dreamer_msgs/msg/Transition")
         assert shown.returncode == 0 and re.search(r"^float32\[\] obs$", shown.stdout, re.MULTILINE), shown.stdout

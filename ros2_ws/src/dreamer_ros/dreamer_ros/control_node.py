@@ -377,7 +377,7 @@ class ControlNode(LifecycleNode):
         health = control_health(self.controller, self.loop, active=self._running.is_set(),
                                 tick_age=age if age is not None else now - self._activated_at,
                                 stall_timeout_s=self._param("stall_timeout_s"), fatal_error=self.fatal_error)
-        status = diagnostic_status(f"control_node: {self.config.robot_id}", self.config.robot_id,
+        status = diagnostic_status("control_node", self.config.robot_id,
                                    getattr(DiagnosticStatus, health.level), health.message, health.values)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()

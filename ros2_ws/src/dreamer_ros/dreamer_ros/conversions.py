@@ -72,12 +72,19 @@ def bundle_from_msg(msg: PolicyBundleMsg) -> PolicyBundle:
     )
 
 
-def diagnostic_status(name: str, hardware_id: str, level: bytes, message: str,
+def diagnostic_status(node: str, robot_id: str, level: bytes, message: str,
                       values: dict[str, object]) -> DiagnosticStatus:
+    """A node's status in the one scheme of every dreamer_ros node: named `<node>: <robot_id>`, with
+    the robot as its hardware_id."""
     status = DiagnosticStatus()
     status.level = level  # DiagnosticStatus.OK/WARN/ERROR are single bytes
-    status.name = name
-    status.hardware_id = hardware_id
+    status.name = f"{node}: {robot_id}"
+    status.hardware_id = robot_id
     status.message = message
     status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
     return status
+
+
+def status_node(status: DiagnosticStatus) -> str:
+    """The node a dreamer_ros status comes from (its name up to the colon)."""
+    return status.name.split(":", 1)[0]

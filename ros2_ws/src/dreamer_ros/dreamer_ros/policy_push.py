@@ -26,7 +26,7 @@ from rclpy.utilities import remove_ros_args
 from dreamer_core.deploy import load_bundle_file
 from dreamer_core.deploy.cli import add_push_arguments
 from dreamer_ros import qos
-from dreamer_ros.conversions import bundle_to_msg
+from dreamer_ros.conversions import bundle_to_msg, status_node
 from dreamer_ros.params import load_installed_robot_config
 from dreamer_ros.stacks import absolute_namespace
 
@@ -82,7 +82,7 @@ class Pusher:
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            if status.name.startswith("control_node") and status.hardware_id == self.robot_id:
+            if status_node(status) == "control_node" and status.hardware_id == self.robot_id:
                 try:
                     self.status = RobotStatus.from_values({kv.key: kv.value for kv in status.values})
                 except (KeyError, ValueError):  # a control node that does not report these keys

@@ -30,7 +30,7 @@ from dreamer_core.envs.a1_mujoco import A1MujocoEnv
 from dreamer_core.report.travel_log import TravelLog
 from dreamer_core.runners.pacing import EpisodePacing, LearnerProgress
 from dreamer_ros import qos
-from dreamer_ros.conversions import diagnostic_status
+from dreamer_ros.conversions import diagnostic_status, status_node
 from dreamer_ros.params import SEED_RANGE, Param, declare_parameters, load_node_robot_config
 from dreamer_ros.spin import run_node
 
@@ -139,7 +139,7 @@ class SimRobot(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name != "learner_node" or status.hardware_id != self.config.robot_id:
+            if status_node(status) != "learner_node" or status.hardware_id != self.config.robot_id:
                 continue
             try:
                 progress = LearnerProgress.from_diagnostics(status.message, {kv.key: kv.value for kv in status.values},

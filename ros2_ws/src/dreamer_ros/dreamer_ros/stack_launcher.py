@@ -41,6 +41,7 @@ from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.report.run_record import RunRecorder
 from dreamer_core.robots.config import ConfigError, RobotConfig, load_robot_config
 from dreamer_ros import keystore, qos
+from dreamer_ros.conversions import status_node
 from dreamer_ros.params import installed_robot_config_path
 from dreamer_ros.ros_graph import monitor_topics
 from dreamer_ros.stacks import SIGNING_STACKS, STACKS, NodeSpec, ParamsFileError, check_signing_keys, stack_nodes
@@ -174,7 +175,7 @@ class DiagnosticsWatcher:
     def _on_diag(self, msg) -> None:
         with self.lock:
             for status in msg.status:
-                self.record(status.name.split(":")[0], {kv.key: kv.value for kv in status.values})
+                self.record(status_node(status), {kv.key: kv.value for kv in status.values})
 
     def _on_policy_event(self, msg) -> None:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
