@@ -90,7 +90,7 @@ lint: setup
 
 test: lint
 	@echo "[test] pytest"
-	@$(RUN) python -m pytest tests
+	@$(RUN) python -m pytest
 
 keys: setup
 	@test -f $(KEYS_DIR)/policy_signing.key || { $(RUN) dreamer-policy keygen --out $(KEYS_DIR); }
