@@ -69,6 +69,8 @@ class RunData:
     sessions: list[SessionInfo] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     predicted_reward: dict[int, float] = field(default_factory=dict)  # learner state: imagined reward/step
+    learner_updates: int | None = None  # learner state: updates made (None: no learner state)
+    actor_warmup_updates: int = 0  # learner state: the preset's updates before the actor trains
     manifests: dict[int, Manifest] = field(default_factory=dict)  # promoted bundles by version
     scalars: dict[str, Series] = field(default_factory=dict)  # learner TensorBoard
     control: list[tuple[float, dict[str, str]]] = field(default_factory=list)  # (time, control diagnostics)
@@ -158,6 +160,8 @@ def _read_learner_state(data: RunData) -> None:
                                curves={k: [_number(x) for x in v] for k, v in d.get("curves", {}).items()})
                       for d in state.get("promotions", [])]
     data.predicted_reward = {int(v): float(r) for v, r in state.get("predicted_reward", {}).items()}
+    data.learner_updates = int(state.get("updates", 0))
+    data.actor_warmup_updates = int(state.get("actor_warmup_updates", 0))
 
 
 def _number(value) -> float:

@@ -319,7 +319,8 @@ class LearnerRunner:
         self.agent.save_checkpoint(self.checkpoint_path, extra={"learner": self.state.model_dump(),
                                                                 "promoted_models": self.promoted.snapshots})
         summary = {"note": f"summary of {self.checkpoint_path.name} (which is what a restart reads)",
-                   "updates": self.agent.updates, **self.state.model_dump(mode="json")}
+                   "updates": self.agent.updates, "actor_warmup_updates": self.agent.config.actor_warmup_updates,
+                   **self.state.model_dump(mode="json")}
         atomic_write(self.summary_path, json.dumps(summary, indent=2).encode())
 
     def check_trust(self) -> TrustReport:

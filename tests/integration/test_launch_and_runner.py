@@ -239,8 +239,10 @@ def test_runner_stops_the_stack_on_ctrl_c_without_a_traceback(stack, node, ready
         assert "checkpoint saved" in logs["learner_node"]
         # The session report comes last, and says what it could not show.
         assert out.rstrip().splitlines()[-1] == f"[dreamer-stack] session report: {tmp_path / 'report.html'}"
-        # Before it, the report's verdict line (here: nothing ran at all).
-        assert out.rstrip().splitlines()[-2].startswith("[dreamer-stack] verdict: too few complete episodes")
+        # Before it, the report's verdict line (here: nothing ran at all) and why no learned version did.
+        assert out.rstrip().splitlines()[-3].startswith("[dreamer-stack] verdict: too few complete episodes")
+        assert out.rstrip().splitlines()[-2].startswith(
+            "[dreamer-stack] why: the actor has not trained yet: the learner made 0 updates")
         assert "No data: the replay store holds no session yet" in (tmp_path / "report.html").read_text()
     else:
         assert "published 0 transitions" in logs["control_node"]  # no robot: no sensor data, no episode

@@ -127,6 +127,8 @@ def test_run_data_reads_every_source(run_dir):
         assert d.thresholds["min_skill"] in (-1e9, 0.999) and "reward_skill" in d.metrics
         assert len(d.curves["skill_reward"]) == len(d.curves["skill_continue_train"]) == k
     assert data.decisions[-1].reasons[0].startswith("reward skill") and data.decisions[-1].summary
+    # What the stack's closing lines say when the actor had not trained yet (xs: no actor warm-up).
+    assert data.learner_updates == 9 and data.actor_warmup_updates == 0
     assert any(tag.startswith("train/loss/") for tag in data.scalars)
     assert [s for _, s in data.control] and data.events[0].event == "rolled_back"
 

@@ -523,6 +523,12 @@ def write_session_report(run_dir: Path) -> bool:
         return False
     outcome = verdict(data.complete_returns_by_version())
     print(f"[dreamer-stack] {outcome.line}")
+    if not outcome.beat and data.learner_updates is not None and data.learner_updates <= data.actor_warmup_updates:
+        warmup = data.actor_warmup_updates
+        after = f"; the preset trains the actor only after {warmup} (actor_warmup_updates)" if warmup else ""
+        print(f"[dreamer-stack] why: the actor has not trained yet: the learner made {data.learner_updates} "
+              f"updates{after}, so every version so far acts as v0; a longer run gets there "
+              "(docs/simulation.md#the-walking-task)")
     if not outcome.beat and data.decisions:
         last = data.decisions[-1]
         print(f"[dreamer-stack] the learner's last decision: v{last.version} "
