@@ -14,6 +14,10 @@ KEYS_DIR ?= runs/keys
 # The demo's learner judges a candidate every 20 updates instead of 100, so that a few CPU minutes show
 # decisions (the file says why); a real robot's stack keeps the installed defaults.
 DEMO_PARAMS ?= ros2_ws/src/dreamer_ros/config/demo_params.yaml
+# The demo's task: the simulated A1 learning to trot, with the learner recipe measured on it
+# (docs/simulation.md#the-walking-task); DEMO_ROBOT=a1_sim DEMO_PRESET=xs for the standing task.
+DEMO_ROBOT ?= a1_sim_trot
+DEMO_PRESET ?= a1_trot
 # `make sessions`: short robot sessions with offline training in the breaks between them.
 SESSIONS ?= 3
 SESSION_MINUTES ?= 2
@@ -96,7 +100,8 @@ keys: setup
 	@test -f $(KEYS_DIR)/policy_signing.key || { $(RUN) dreamer-policy keygen --out $(KEYS_DIR); }
 
 demo: check-minutes keys
-	@$(RUN) dreamer-stack sim --minutes $(MINUTES) --keys-dir $(KEYS_DIR) --params-file $(DEMO_PARAMS)
+	@$(RUN) dreamer-stack sim --robot $(DEMO_ROBOT) --preset $(DEMO_PRESET) --minutes $(MINUTES) \
+		--keys-dir $(KEYS_DIR) --params-file $(DEMO_PARAMS)
 
 # Before anything is set up or started: 0 would run until Ctrl-C, a typo would run forever.
 check-minutes:
@@ -104,8 +109,9 @@ check-minutes:
 		{ echo "make demo: MINUTES must be a positive number of minutes, got '$(MINUTES)'" >&2; exit 2; }
 
 sessions: keys
-	@$(RUN) dreamer-stack sim --sessions $(SESSIONS) --session-minutes $(SESSION_MINUTES) \
-		--between-minutes $(BETWEEN_MINUTES) --keys-dir $(KEYS_DIR) --params-file $(DEMO_PARAMS)
+	@$(RUN) dreamer-stack sim --robot $(DEMO_ROBOT) --preset $(DEMO_PRESET) --sessions $(SESSIONS) \
+		--session-minutes $(SESSION_MINUTES) --between-minutes $(BETWEEN_MINUTES) --keys-dir $(KEYS_DIR) \
+		--params-file $(DEMO_PARAMS)
 
 bench: setup
 	@for b in bench/*.py; do echo "[bench] $$b"; $(RUN) python $$b; done

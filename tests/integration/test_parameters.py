@@ -195,7 +195,7 @@ def test_use_sim_time_is_refused_by_every_node_and_the_robot_keeps_its_commands(
         ok, reason = stack.params[node].set("use_sim_time", True)
         assert not ok and "use_sim_time is not supported" in reason, f"{node}: {reason}"
         assert stack.params[node].get("use_sim_time") == {"use_sim_time": False}
-    published, t0 = int(stack.diag("control_node", "transitions_published")), time.time()
+    published, t0 = int(stack.diag("control_node", "transitions_published")), time.monotonic()
     stack.wait_for(lambda: len(stack.monitor.commands_since(t0)) >= 10
                    and int(stack.diag("control_node", "transitions_published")) > published,
                    60, "commands and fresh control_node diagnostics after the refused sets")

@@ -28,6 +28,7 @@ if ROS2 is None:
 
 # Discovery on a loaded 2-core machine: a verb's first look at the graph may miss a node that is up.
 CLI_TIMEOUT_S = 60.0
+WAIT = "30"  # `ros2 param --timeout`: seconds a verb waits for the node to be discovered
 
 
 def ros2(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -61,15 +62,17 @@ def test_a_ros_users_tools_on_the_launched_demo_stack(ros_env, tmp_path):
         nodes = {"/sim_robot", "/control_node", "/replay_node", "/learner_node"}
         until(env, ("node", "list", "--no-daemon"), lambda out: nodes <= set(out.split()), deadline)
 
-        get = ("param", "get", "--no-daemon", "/control_node", "initial_policy_amplitude")
-        assert ros2(env, *get).stdout.strip() == "Double value is: 0.3"
-        done = ros2(env, "param", "set", "--no-daemon", "/control_node", "initial_policy_amplitude", "0.5")
+        get = ("param", "get", "--no-daemon", "--timeout", WAIT, "/control_node")
+        put = ("param", "set", "--no-daemon", "--timeout", WAIT, "/control_node")
+        assert ros2(env, *get, "initial_policy_amplitude").stdout.strip() == "Double value is: 0.3"
+        done = ros2(env, *put, "initial_policy_amplitude", "0.5")
         assert done.stdout.strip() == "Set parameter successful", done.stdout + done.stderr
-        refused = ros2(env, "param", "set", "--no-daemon", "/control_node", "initial_policy_amplitude", "7.0")
-        assert refused.stdout.startswith("Setting parameter failed"), refused.stdout + refused.stderr
-        assert ros2(env, *get).stdout.strip() == "Double value is: 0.5"
-        sim_time = ros2(env, "param", "set", "--no-daemon", "/control_node", "use_sim_time", "true")
-        assert sim_time.stdout.startswith("Setting parameter failed: use_sim_time is not supported"), sim_time.stdout
+        refused = ros2(env, *put, "initial_policy_amplitude", "7.0")  # the verb says so on stderr, rc 1
+        assert refused.returncode == 1 and refused.stderr.startswith("Setting parameter failed: Parameter "
+                                                                     "initial_policy_amplitude out of range"), refused
+        assert ros2(env, *get, "initial_policy_amplitude").stdout.strip() == "Double value is: 0.5"
+        sim_time = ros2(env, *put, "use_sim_time", "true")
+        assert sim_time.stderr.startswith("Setting parameter failed: use_sim_time is not supported"), sim_time
 
         # Every node's status in one scheme, `<node>: <robot_id>` (each node publishes its own array).
         names: set[str] = set()

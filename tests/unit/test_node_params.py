@@ -32,15 +32,28 @@ def test_docs_list_every_parameter_with_its_default_and_whether_it_is_live():
             assert ("| live |" in rows[name]) == param.live, f"docs/nodes.md#{node}: {name} live/read-only"
 
 
+def make_dry_run(*targets: str) -> list[str]:
+    """The commands `make -n` prints for `targets`, one line each (continuation lines joined)."""
+    out = subprocess.run(["make", "-n", *targets], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return [" ".join(line.split()) for line in out.replace("\\\n", " ").splitlines()]
+
+
 def test_make_demo_judges_candidates_early_through_its_params_file():
     # A shared 2-core CPU makes tens of learner updates in a demo's minutes (45 in 12, docs/model_trust.md):
     # with the installed cadence (100) its progress line would never show a decision.
-    dry_run = subprocess.run(["make", "-n", "demo"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    stack = next(line for line in dry_run.splitlines() if "dreamer-stack sim" in line)
+    stack = next(line for line in make_dry_run("demo") if "dreamer-stack sim" in line)
     assert f"--params-file {(CONFIG / 'demo_params.yaml').relative_to(REPO)}" in stack, stack
-    demo = yaml.safe_load((CONFIG / "demo_params.yaml").read_text())["learner_node"]["ros__parameters"]
+    demo = yaml.safe_load((CONFIG / "demo_params.yaml").read_text())
     installed = yaml.safe_load((CONFIG / "learner_node.yaml").read_text())["/**"]["ros__parameters"]
-    assert demo["export_every_updates"] <= 25 < installed["export_every_updates"]
+    assert demo["learner_node"]["ros__parameters"]["export_every_updates"] <= 25 < installed["export_every_updates"]
+
+
+def test_make_demo_runs_the_task_that_learns_with_its_measured_recipe():
+    """The sim A1 trot with the a1_trot preset and the robot exploring at 0.8, as docs/BENCHMARKS.md measured it."""
+    stacks = [line for line in make_dry_run("demo", "sessions") if "dreamer-stack sim" in line]
+    assert len(stacks) == 2 and all("--robot a1_sim_trot --preset a1_trot" in line for line in stacks), stacks
+    demo = yaml.safe_load((CONFIG / "demo_params.yaml").read_text())
+    assert demo["control_node"]["ros__parameters"]["initial_policy_amplitude"] == 0.8
 
 
 @pytest.mark.parametrize("minutes", ["-1", "0", "0.0", "abc", "", "1e3"])
