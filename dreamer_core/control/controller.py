@@ -8,7 +8,7 @@ stage, is a named fault (faults.py) and the safe command.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from dreamer_core.control.sensors import SensorReadings, SignalAssembler
 from dreamer_core.robots.action import ActionMapper
 from dreamer_core.robots.observation import ObservationBuilder
 from dreamer_core.robots.reward import RewardFunction
-from dreamer_core.robots.signals import RobotSignals
+from dreamer_core.robots.signals import RobotSignals, without_yaw, yaw
 from dreamer_core.storage import Transition
 
 # Faults after which the measured pose is trusted and held; after any other the last command is.
@@ -89,6 +89,7 @@ class Controller:
         self._episode_rows = 0
         self._prev_action = np.zeros(self.act_dim, dtype=np.float32)
         self._prev_prev_action = np.zeros(self.act_dim, dtype=np.float32)
+        self._yaw_origin = 0.0  # the base's heading at the episode's first tick
         self._last_obs: np.ndarray | None = None  # of the newest transition, with its stamp
         self._last_stamp = 0.0
         self._last_targets: np.ndarray | None = None
@@ -189,6 +190,7 @@ class Controller:
         self._ramp_tick = 0
 
     def _start_episode(self, signals: RobotSignals) -> None:
+        self._yaw_origin = yaw(signals.base_quat)
         self._prev_action[:] = 0.0
         self._prev_prev_action[:] = 0.0
         self.initial_policy.reset()
@@ -200,6 +202,8 @@ class Controller:
     def _observe(self, signals: RobotSignals, *, first: bool = False) -> tuple[np.ndarray, float]:
         """This tick's observation and the reward of arriving at it (0 for an episode's first row)."""
         self._stage = "observation"
+        # Observation and reward see the base in the episode's frame: heading 0 where the episode began.
+        signals = replace(signals, base_quat=without_yaw(signals.base_quat, self._yaw_origin))
         obs = self.builder.build(signals, self._prev_action, self.mapper.phase)
         self._stage = "reward"
         reward = 0.0 if first else self.reward_fn(signals, self._prev_action, self._prev_prev_action)[0]

@@ -196,7 +196,8 @@ class A1MujocoEnv:
         """One control period under policy ``action`` (clipped to [-1, 1]^J by the action mapper).
 
         The result's ``action`` is the one the targets carry out (after the low-pass and the joint
-        limits), as the control node records it; the reward and the next observation use it."""
+        limits), as the control node records it; the reward and the next observation use it. Every
+        episode starts at heading 0, so the world frame is the control node's episode frame."""
         if self._done:
             raise RuntimeError("episode is over (or reset() was never called): call reset() first")
         targets = self.mapper(action)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamer_core.robots.signals import yaw
+
 
 @dataclass(frozen=True)
 class Travel:
@@ -32,17 +34,11 @@ class Travel:
     forward_m: float
 
 
-def heading(quat_wxyz: np.ndarray) -> float:
-    """Yaw (rad) of an orientation quaternion (w, x, y, z)."""
-    w, x, y, z = (float(v) for v in quat_wxyz)
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
 def forward_displacement(start_position: np.ndarray, start_quat_wxyz: np.ndarray, position: np.ndarray) -> float:
     """Displacement (m) from ``start_position`` to ``position`` along the start heading (ground plane)."""
-    yaw = heading(start_quat_wxyz)
+    heading = yaw(start_quat_wxyz)
     dx, dy = float(position[0] - start_position[0]), float(position[1] - start_position[1])
-    return dx * math.cos(yaw) + dy * math.sin(yaw)
+    return dx * math.cos(heading) + dy * math.sin(heading)
 
 
 class TravelLog:

@@ -142,7 +142,9 @@ class RewardTerm(_Strict):
     gate: list[str] = Field(default_factory=list)
     joints: list[str] | None = None  # joint_posture: which joints
     target: list[FiniteFloat] | None = None  # joint_posture: target angles (default: default pose)
-    tolerance: PositiveFloat = 1.0  # joint_posture: mean abs error (rad) at which the term reaches 0
+    # joint_posture: mean abs error (rad) at which the term reaches 0; heading: the yaw (rad) since
+    # the episode began at which it does
+    tolerance: PositiveFloat = 1.0
     # None: the gate terms' values (clipped to [0, 1]) multiply this one; a number: each gate term is a
     # threshold instead, 1 when its value reaches it and 0 below (the DayDreamer reward's structure).
     gate_threshold: Annotated[float, Field(allow_inf_nan=False)] | None = None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from dreamer_core.robots.signals import RobotSignals, projected_gravity, roll_pitch
+from dreamer_core.robots.signals import RobotSignals, projected_gravity, roll_pitch, yaw
 
 if TYPE_CHECKING:
     from dreamer_core.robots.config import RobotConfig
@@ -71,6 +71,9 @@ OBSERVATION_TERMS: dict[str, ObservationTermKind] = {
         lambda config: len(config.feet), lambda s, prev, default, phase: _required(s.foot_contacts, "foot_contacts"),
         signal="foot_contacts",
         check=lambda config: None if config.feet else "feet: the foot_contacts observation needs the list of feet"),
+    # (sin, cos) of the yaw since the episode began (the controller's episode frame).
+    "heading": ObservationTermKind(
+        lambda config: 2, lambda s, prev, default, phase: (np.sin(yaw(_quat(s))), np.cos(yaw(_quat(s))))),
     "gait_phase": ObservationTermKind(
         lambda config: 2, lambda s, prev, default, phase: (np.sin(phase), np.cos(phase))),
     "base_lin_vel": ObservationTermKind(

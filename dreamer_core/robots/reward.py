@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dreamer_core.robots.signals import RobotSignals, cos_tilt, tilt
+from dreamer_core.robots.signals import RobotSignals, cos_tilt, tilt, yaw
 
 if TYPE_CHECKING:
     from dreamer_core.robots.config import RewardTerm, RobotConfig
@@ -49,6 +49,11 @@ def gate_factor(gate_values: list[float], threshold: float | None) -> float:
     if threshold is not None:
         return float(all(value >= threshold for value in gate_values))
     return math.prod(min(1.0, max(0.0, value)) for value in gate_values)
+
+
+def heading(base_quat: np.ndarray, tolerance: float) -> float:
+    """max(0, 1 - |yaw| / tolerance): 1 facing where the episode began (the controller's episode frame)."""
+    return max(0.0, 1.0 - abs(yaw(base_quat)) / tolerance)
 
 
 def action_rate(action: np.ndarray, prev_action: np.ndarray) -> float:
@@ -104,6 +109,7 @@ REWARD_KINDS: dict[str, RewardKind] = {
     "joint_posture": RewardKind(("joint_pos",), _posture, uses_joints=True, check=_posture_problems),
     "forward_velocity": RewardKind(
         ("base_lin_vel",), _reads(lambda term, s, action, prev: forward_velocity(s.base_lin_vel, term.max_velocity))),
+    "heading": RewardKind(("base_quat",), _reads(lambda term, s, action, prev: heading(s.base_quat, term.tolerance))),
     "action_rate": RewardKind((), _reads(lambda term, s, action, prev: action_rate(action, prev))),
     "joint_velocity": RewardKind(("joint_vel",), _reads(lambda term, s, action, prev: joint_velocity(s.joint_vel))),
     "alive": RewardKind((), _reads(lambda term, s, action, prev: 1.0)),

@@ -68,3 +68,18 @@ def cos_tilt(quat: np.ndarray) -> float:
 def tilt(quat: np.ndarray) -> float:
     """Angle (rad) between the body z axis and world up: 0 level, pi upside down."""
     return math.acos(min(1.0, max(-1.0, cos_tilt(quat))))
+
+
+def yaw(quat: np.ndarray) -> float:
+    """Heading (rad, ZYX Euler yaw, in [-pi, pi]) of the body."""
+    w, x, y, z = _unit_quat(quat)
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def without_yaw(quat: np.ndarray, origin: float) -> np.ndarray:
+    """``quat`` (w, x, y, z) seen from a world frame turned by ``origin`` about z: the same tilt, the
+    heading measured from ``origin`` (the controller's episode frame)."""
+    c, s = math.cos(origin / 2.0), math.sin(origin / 2.0)
+    w, x, y, z = _unit_quat(quat)
+    # (cos(o/2), 0, 0, -sin(o/2)) * q: the inverse of the origin's rotation about z, applied first.
+    return np.array([c * w + s * z, c * x + s * y, c * y - s * x, c * z - s * w])
