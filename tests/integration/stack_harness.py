@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
@@ -16,7 +20,7 @@ from std_srvs.srv import SetBool
 
 from dreamer_ros import qos
 from dreamer_ros.stack_launcher import DiagnosticsWatcher, node_command, stop_process
-from dreamer_ros.stacks import NodeSpec, stack_nodes
+from dreamer_ros.stacks import STACKS, NodeSpec, stack_nodes
 
 CONFIG_DIR = Path(get_package_share_directory("dreamer_ros")) / "config"
 # On a loaded CI machine the sim falls behind real time and its readings arrive late: with the
@@ -28,6 +32,32 @@ SLOW_SIM_STALE_PERIODS = 15
 # discovery) can take minutes: a control-node restart needed more than 60 s at load average 21.
 # No wait gives up sooner than this.
 MIN_WAIT_S = 180.0
+
+
+@contextmanager
+def launched(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """A launch of the sim stack in its own process group, as a terminal starts it, output in `log`;
+    killed with its nodes if it still runs when the block ends."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def ctrl_c(proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> str:
+    """Ctrl-C (SIGINT to launch and every node at once); the launch log, once launch exited with 0
+    and said that every node of the sim stack finished cleanly."""
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=timeout)
+    text = log.read_text(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    for node in STACKS["sim"]:
+        assert re.search(rf"\[{node}-\d+\]: process has finished cleanly", text), f"{node}: {text[-3000:]}"
+    return text
 
 
 class NodeProcesses:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import yaml
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
+from stack_harness import ctrl_c, launched
 
 from dreamer_core.deploy import generate_keypair
 from dreamer_core.robots.config import load_robot_config
@@ -122,12 +123,9 @@ def test_ros2_launch_runs_the_sim_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path,
     keys, _ = generate_keypair(tmp_path / "keys")
     params = tmp_path / "my_params.yaml"
     params.write_text("control_node:\n  ros__parameters:\n    initial_policy_amplitude: 0.25\n")
-    with open(log, "wb") as out:
-        # Its own process group, as a terminal gives it.
-        proc = subprocess.Popen([sys.executable, "-c", LAUNCH_RUNNER, str(REPO / "launch" / "sim.launch.py"),
-                                 str(run_dir), str(keys.parent), str(params)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    command = [sys.executable, "-c", LAUNCH_RUNNER, str(REPO / "launch" / "sim.launch.py"), str(run_dir),
+               str(keys.parent), str(params)]
+    with launched(command, env, log) as proc:
         deadline = time.monotonic() + 300
         # Every node up (the learner last: it imports torch) and transitions flowing into replay.
         while not (re.search(r"\[learner_node-\d+\].*waiting for", log.read_text(errors="replace"))
@@ -135,17 +133,8 @@ def test_ros2_launch_runs_the_sim_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path,
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(1.0)
         assert parameter_of("control_node", "initial_policy_amplitude") == 0.25  # params_file:= reached the node
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    text = log.read_text(errors="replace")
-    assert proc.returncode == 0, text[-3000:]
+        text = ctrl_c(proc, log, timeout=60)
     assert "Traceback" not in text and "escalating to 'SIGTERM'" not in text, text[-3000:]
-    for node in ("sim_robot", "control_node", "replay_node", "learner_node"):
-        assert re.search(rf"\[{node}-\d+\]: process has finished cleanly", text), f"{node}: {text[-3000:]}"
     published = re.search(r"published (\d+) transitions in session (\S+)", text)
     assert published and "replay store closed" in text and "checkpoint saved" in text, text[-3000:]
     with ReplayStore(run_dir / "replay", readonly=True) as store:
