@@ -46,11 +46,16 @@ import yaml
 from tqdm import tqdm
 
 from dreamer_core.config import load_agent_config
-from dreamer_core.deploy import generate_keypair
+from dreamer_core.deploy import PolicyRuntime, generate_keypair, load_public_key
+from dreamer_core.deploy.bundle import load_bundle_file
+from dreamer_core.deploy.keys import PUBLIC_KEY_NAME
+from dreamer_core.envs.closed_loop import outcomes
 from dreamer_core.report.robot_time import return_by_robot_minute, robot_minutes_at_end
 from dreamer_core.report.run_data import RunData, load_run
+from dreamer_core.report.run_layout import RunLayout
 from dreamer_core.report.run_summary import SUMMARY_HEADER, RunSummary, seeds_line, summarize_run, summary_row
 from dreamer_core.robots.config import TrustConfig, load_robot_config, resolve_config_path
+from dreamer_core.runners.learner import REJECTED_SUFFIX
 from dreamer_core.storage import ReplayStore, ReplayStoreError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +63,8 @@ REPO = Path(__file__).resolve().parents[1]
 # stale_sensor faults (as in tests/integration/stack_harness.py). A dead sensor still trips it in 0.3 s.
 STALE_SENSOR_PERIODS = 15
 POLL_S = 10.0
+# Seeds of the episodes a rollback is replayed on (both versions see the same ones), apart from the runs' seeds.
+ROLLBACK_CHECK_SEED = 10_000
 
 
 def write_inputs(args, run_dir: Path, seed: int) -> tuple[Path, Path, Path]:
@@ -188,6 +195,38 @@ def print_run(data: RunData, args, rate: float, wall: float) -> None:
         print(f"missing sources: {data.notes}")
 
 
+def bundle_path(run_dir: Path, version: int) -> Path:
+    """A version's bundle file in the run's learner folder (a version the robot rejected carries .rejected)."""
+    path = RunLayout(run_dir).bundles / f"policy_v{version:04d}.bundle"
+    return path if path.is_file() else path.with_name(path.name + REJECTED_SUFFIX)
+
+
+def rollback_checks(run_dir: Path, keys_dir: Path, amplitude: float, episodes: int) -> list[tuple[int, bool]]:
+    """Replay each rolled-back version and the version its canary was judged against for ``episodes``
+    episodes each on the simulated A1 (the run's robot config, the same seeds for both): was the
+    rolled-back one in fact better? Prints a line per rollback; returns (version, it was better)."""
+    data = load_run(run_dir)
+    config = load_robot_config(run_dir.parent / f"{run_dir.name}-inputs" / "robot.yaml")
+    public_key = load_public_key(keys_dir / PUBLIC_KEY_NAME)
+    results = []
+    for event in (e for e in data.events if e.event == "rolled_back" and e.baseline_version is not None):
+        means = {}
+        for version in (event.version, event.baseline_version):
+            policy = None
+            if version > 0:
+                bundle = load_bundle_file(bundle_path(run_dir, version))
+                policy = PolicyRuntime.load(bundle, expected_spec=config.policy_spec(), public_key=public_key)
+            runs = outcomes(config, policy, episodes=episodes, seed=ROLLBACK_CHECK_SEED, amplitude=amplitude)
+            means[version] = (float(np.mean([r.ret for r in runs])), sum(r.fell for r in runs))
+        (mean, falls), (base_mean, base_falls) = means[event.version], means[event.baseline_version]
+        better = mean > base_mean
+        print(f"rollback check: v{event.version} (rolled back, judged against v{event.baseline_version}) replayed "
+              f"{episodes} episodes each on the sim, same seeds: mean return {mean:.1f} ({falls} falls) vs "
+              f"{base_mean:.1f} ({base_falls} falls): v{event.version} was {'BETTER' if better else 'worse'}")
+        results.append((event.version, better))
+    return results
+
+
 def run_seed(args, seed: int, run_dir: Path, rate: float, budget_steps: int) -> RunSummary:
     """One bench run with ``seed``: run the stack, print what it did and its summary."""
     print(f"\n=== seed {seed}: run directory {run_dir}")
@@ -197,6 +236,10 @@ def run_seed(args, seed: int, run_dir: Path, rate: float, budget_steps: int) -> 
     print_run(data, args, rate, wall)
     summary = summarize_run(data, seed=seed, budget_minutes=args.robot_minutes, wall_s=wall)
     print(f"\n{SUMMARY_HEADER}\n{summary_row(summary)}\n{summary.verdict}")
+    better = [v for v, was_better in rollback_checks(run_dir, args.keys_dir, args.amplitude, args.check_episodes)
+              if was_better]
+    print(f"rollbacks of a version that was in fact better than its baseline: {len(better)}"
+          f"{' (v' + ', v'.join(map(str, better)) + ')' if better else ''}")
     return summary
 
 
@@ -222,6 +265,11 @@ def main() -> int:
     parser.add_argument("--wall-limit-minutes", type=float, default=90.0, help="stop each run's stack after this long")
     parser.add_argument("--preset-set", action="append", default=[], metavar="KEY=VALUE",
                         help="preset key for this run, e.g. disagreement_penalty=1.0 (repeatable)")
+    parser.add_argument("--check-episodes", type=int, default=8,
+                        help="episodes per version when a rollback is replayed on the sim (default 8)")
+    parser.add_argument("--check-rollbacks", type=Path, nargs="+", metavar="SEED_RUN_DIR",
+                        help="only replay the rollbacks of these finished runs (RUN_DIR/seed-S) and say whether "
+                             "each rolled-back version was in fact worse; --amplitude as in the run")
     parser.add_argument("--trust-set", action="append", default=[], metavar="KEY=VALUE",
                         help="robot config trust key for this run, e.g. horizon=skill (repeatable)")
     args = parser.parse_args()
@@ -229,6 +277,11 @@ def main() -> int:
     args.trust_set = key_values(args.trust_set, "--trust-set")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.check_rollbacks:
+        for run_dir in args.check_rollbacks:
+            print(f"=== {run_dir}")
+            rollback_checks(run_dir, args.keys_dir, args.amplitude, args.check_episodes)
+        return 0
 
     base = args.run_dir or REPO / "runs" / f"a1_learning-{datetime.now():%Y%m%d-%H%M%S}"
     if base.exists():

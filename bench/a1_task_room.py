@@ -20,9 +20,7 @@ import platform
 import numpy as np
 import yaml
 
-from dreamer_core.control import Controller, InitialPolicy
-from dreamer_core.envs.a1_mujoco import A1MujocoEnv
-from dreamer_core.envs.closed_loop import run_episode
+from dreamer_core.envs.closed_loop import outcomes
 from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 
 # (frequency Hz, thigh amplitude rad, knee lift rad); (0, 0, 0) = standing still.
@@ -61,19 +59,9 @@ def variant(base: dict, rate: float, gait: tuple[float, float, float], threshold
 
 def run(data: dict, episodes: int, seed: int) -> tuple[float, float, int]:
     """(mean return, mean forward distance, falls) of the initial policy (action 0 plus its noise)."""
-    config = parse_robot_config(data)
-    env = A1MujocoEnv(config, seed=seed, randomize=True)
-    returns, distances, falls = [], [], 0
-    for episode in range(episodes):
-        env.reset(seed=seed + episode)
-        ctrl = Controller(config, session_id="bench", seed=seed + episode,
-                          initial_policy=InitialPolicy(config.act_dim, "random", amplitude=0.3, seed=seed + episode))
-        start = env.base_position()[0]
-        transitions = run_episode(ctrl, env)
-        falls += any(t.is_terminal for t in transitions)
-        returns.append(sum(t.reward for t in transitions))
-        distances.append(env.base_position()[0] - start)
-    return float(np.mean(returns)), float(np.mean(distances)), falls
+    results = outcomes(parse_robot_config(data), None, episodes=episodes, seed=seed, amplitude=0.3)
+    return (float(np.mean([r.ret for r in results])), float(np.mean([r.forward_m for r in results])),
+            sum(r.fell for r in results))
 
 
 def main() -> None:

@@ -60,6 +60,7 @@ class PolicyEvent:
     version: int
     event: str
     reason: str
+    baseline_version: int | None = None  # a canary verdict's: the version the candidate was judged against
 
 
 @dataclass
@@ -214,8 +215,18 @@ def _read_events(data: RunData) -> None:
     if not _exists(data, "policy events", data.layout.policy_events_log):
         return
     data.events = [PolicyEvent(time=float(r["time"]), version=int(r["version"]), event=str(r["event"]),
-                               reason=str(r.get("reason", "")))
+                               reason=str(r.get("reason", "")), baseline_version=_baseline_version(r))
                    for r in _json_lines(data.layout.policy_events_log)]
+
+
+def _baseline_version(record: dict) -> int | None:
+    """The `baseline_version` among a policy event's values (a JSON object in a string), if any."""
+    try:
+        values = json.loads(record.get("values") or "{}")
+    except json.JSONDecodeError:
+        return None
+    version = values.get("baseline_version") if isinstance(values, dict) else None
+    return int(version) if isinstance(version, int) and not isinstance(version, bool) else None
 
 
 def _read_robot_config(data: RunData) -> None:
