@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from dreamer_core.control import Controller, InitialPolicy
 from dreamer_core.envs.a1_mujoco import A1MujocoEnv
-from dreamer_core.robots import ObservationBuilder, RewardFunction, RobotSignals, load_robot_config
+from dreamer_core.robots import ObservationBuilder, RewardFunction, RobotSignals
 from dreamer_core.robots.config import parse_robot_config, resolve_config_path
 from dreamer_core.robots.reward import heading
 from dreamer_core.robots.signals import projected_gravity, roll_pitch, without_yaw, yaw
@@ -51,8 +51,21 @@ def test_heading_is_one_minus_yaw_over_tolerance(angle, expected):
     assert heading(yaw_quat(angle), tolerance=1.0) == pytest.approx(expected)
 
 
-def test_a1_sim_trot_pays_speed_only_while_the_robot_keeps_its_heading():
-    config = load_robot_config("a1_sim_trot")
+def heading_task(max_seconds: float = 20.0):
+    """a1_sim_trot that observes the heading, pays it and gates speed on it (docs/simulation.md)."""
+    data = yaml.safe_load(resolve_config_path("a1_sim_trot").read_text())
+    data["observation"].append({"name": "heading"})
+    terms = data["reward"]["terms"]
+    speed = next(t for t in terms if t["kind"] == "forward_velocity")
+    terms.insert(terms.index(speed), {"name": "heading", "kind": "heading", "weight": 1.0, "gate": ["upright"],
+                                      "gate_threshold": 0.9, "tolerance": 1.0})
+    speed["gate"].append("heading")
+    data["episode"]["max_seconds"] = max_seconds
+    return parse_robot_config(data, source="a1_sim_trot.yaml with the heading terms")
+
+
+def test_speed_pays_only_while_the_robot_keeps_its_heading():
+    config = heading_task()
     reward = RewardFunction(config)
     default = np.array([j.default for j in config.joints])
 
@@ -85,9 +98,7 @@ def run_ticks(config, env: A1MujocoEnv, world_yaw: float, ticks: int) -> list:
 
 
 def test_a_robot_facing_any_way_sees_the_same_episodes():
-    data = yaml.safe_load(resolve_config_path("a1_sim_trot").read_text())
-    data["episode"]["max_seconds"] = 3.0  # two episodes and a bit within the ticks below
-    config = parse_robot_config(data)
+    config = heading_task(max_seconds=3.0)  # two episodes and a bit within the ticks below
     env = A1MujocoEnv(config, seed=3, randomize=True)
     ticks = int(2.5 * config.episode_steps)
     straight, facing_west = run_ticks(config, env, 0.0, ticks), run_ticks(config, env, 1.3, ticks)

@@ -59,8 +59,8 @@ def test_shipped_configs_load_by_name():
     assert real.sim is None and real.topics.command_type == "std_msgs/Float64MultiArray"
     assert real.policy_spec().hash() != spec.hash()
     trot = load_robot_config("a1_sim_trot")
-    # a1_sim's terms plus the gait phase and the heading (sin, cos each); 20 Hz over the same 500 Hz PD, 20 s episodes.
-    assert trot.action.kind == "base_gait" and trot.obs_dim == 50
+    # a1_sim's terms plus the gait phase (sin, cos); 20 Hz over the same 500 Hz PD, 20 s episodes.
+    assert trot.action.kind == "base_gait" and trot.obs_dim == 48
     assert trot.substeps == 25 and trot.episode_steps == 400
     assert trot.policy_spec().hash() != spec.hash()
 
