@@ -54,6 +54,18 @@ def test_launch_file_uses_only_the_launch_api(stack):
     assert (SHARE / "launch" / path.name).is_file(), "launch files are installed to share/dreamer_ros/launch"
 
 
+def test_colcon_test_runs_the_packages_own_tests(tmp_path):
+    """`colcon test` in ros2_ws runs dreamer_ros/test (it ran 0 tests before the package declared pytest)."""
+    ws = REPO / "ros2_ws"
+    subprocess.run(["colcon", "--log-base", str(tmp_path / "log"), "test", "--packages-select", "dreamer_ros",
+                    "--test-result-base", str(tmp_path / "results")], cwd=ws, check=True, capture_output=True,
+                   timeout=600)
+    summary = subprocess.run(["colcon", "test-result", "--test-result-base", str(tmp_path / "results")], cwd=ws,
+                             capture_output=True, text=True, timeout=60).stdout
+    found = re.search(r"Summary: (\d+) tests, 0 errors, 0 failures", summary)
+    assert found and int(found[1]) >= 20, summary
+
+
 def test_launch_description_module_imports():
     path = REPO / "ros2_ws/src/dreamer_ros/dreamer_ros/launch_description.py"
     extra = imported_modules(path) - LAUNCH_API - {"os", "sys", "dreamer_ros.stacks", "dreamer_ros.keystore"}

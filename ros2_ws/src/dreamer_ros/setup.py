@@ -16,6 +16,7 @@ setup(
         ("share/" + package_name + "/robot_configs", glob("robot_configs/*.yaml")),
     ],
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # colcon test runs test/ with pytest
     zip_safe=True,
     maintainer="Dreamer ROS maintainers",
     maintainer_email="maintainers@dreamer-ros.dev",
