@@ -9,6 +9,7 @@ subscribes, checks, adds and reports.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from dreamer_ros import qos
 from dreamer_ros.conversions import diagnostic_status
 from dreamer_ros.params import Param, declare_parameters, default_data_dir, load_node_robot_config
 from dreamer_ros.spin import run_node
+
+# At a stop signal, wait for the control node's closing transition (it stops its loop first, up to about
+# 3 s) and what is in flight; launch escalates to SIGTERM after 5 s.
+DRAIN_MAX_S = 3.5
+DRAIN_QUIET_S = 0.3
 
 # The store's parameters: fixed while the store is open (docs/nodes.md#replay_node).
 STORE_PARAMETERS = {
@@ -74,6 +80,8 @@ class ReplayNode(Node):
         limits = AdmissionLimits.for_spec(spec, list(robot_ids), **admission)
         self.guard = IngestGuard(limits, next_seq=self.store.next_seq)
         self._accepting = True
+        self._last_arrival = time.monotonic()  # of the newest transition (start: none yet)
+        self._episode_open = False  # the newest transition did not end its episode: more is coming
         self.received = 0
         self.write_errors = 0
         self._write_failing: str | None = None
@@ -104,6 +112,7 @@ class ReplayNode(Node):
             if not self._accepting:
                 return  # stopping: the store is closed or closing
             self.received += 1
+            self._last_arrival, self._episode_open = time.monotonic(), not msg.is_last
             try:
                 result = self.store.add(self.guard.check(transition_from_msg(msg)))
             except Refused as exc:
@@ -134,6 +143,19 @@ class ReplayNode(Node):
         self.write_errors += 1
         self._write_failing = str(exc)
         self.get_logger().error(str(exc), throttle_duration_sec=5.0)
+
+    def drain(self) -> None:
+        """Called by run_node on a stop signal while callbacks still run: a joint Ctrl-C reaches the
+        control node too, which then closes its episode with one last transition. Take it (and what
+        is still in flight) before stopping: until the newest transition ended its episode and none
+        came for DRAIN_QUIET_S, at most DRAIN_MAX_S."""
+        deadline = time.monotonic() + DRAIN_MAX_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                quiet = time.monotonic() - self._last_arrival
+                if not self._episode_open and quiet >= DRAIN_QUIET_S:
+                    return
+            time.sleep(0.05)
 
     def stop(self) -> None:
         """Stop taking transitions, make what arrived durable, close the store."""

@@ -1,7 +1,8 @@
 """The one `main` every dreamer_ros node shares: init, spin, stop in a safe order, shut down.
 
-Shutdown order on SIGINT/SIGTERM: (1) the executor stops and its thread is joined,
-so no callback runs any more; (2) the node's `stop()` ends its worker threads and
+Shutdown order on SIGINT/SIGTERM: (0) a node with a `drain()` takes what is still
+arriving (the replay node: the control node's closing transition); (1) the executor stops and
+its thread is joined, so no callback runs any more; (2) the node's `stop()` ends its worker threads and
 closes its resources (the replay store, the learner checkpoint, the control
 node's closing transition); (3) the node is destroyed and rclpy shut down. Further
 signals while stopping (`ros2 launch` and a terminal's Ctrl-C both send SIGINT)
@@ -71,6 +72,9 @@ def run_node(factory, args=None) -> None:
         _exit(1)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _already_stopping)
+    drain = getattr(node, "drain", None)
+    if drain is not None and spinner.is_alive():
+        drain()  # callbacks still run: take what other nodes send while they stop too
     stopping.set()
     executor.shutdown(timeout_sec=CALLBACK_DRAIN_S)
     if spinner.is_alive():
